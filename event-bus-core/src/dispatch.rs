@@ -1,0 +1,393 @@
+//! Handling one delivery, written once for every bus: decode, validate, invoke (panics caught),
+//! classify the failure, and decide between retrying and dead-lettering.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use tracing::Instrument;
+
+use crate::context::{Context, Shared};
+use crate::envelope::{Envelope, EventMeta};
+use crate::error::HandlerError;
+use crate::event::Event;
+use crate::subscriber::Subscriber;
+
+/// What went wrong with a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The entry is not an envelope of the expected type (malformed JSON, missing fields,
+    /// another `eventType`). Never retried.
+    Decode,
+    /// The payload failed validation. Never retried.
+    Validation,
+    /// The handler returned an error.
+    Handler,
+    /// The handler panicked.
+    Panic,
+}
+
+impl FailureKind {
+    /// The name written to dead letters: `decode`, `validation`, `handler`, `panic`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Decode => "decode",
+            FailureKind::Validation => "validation",
+            FailureKind::Handler => "handler",
+            FailureKind::Panic => "panic",
+        }
+    }
+
+    /// Parses [`FailureKind::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "decode" => FailureKind::Decode,
+            "validation" => FailureKind::Validation,
+            "handler" => FailureKind::Handler,
+            "panic" => FailureKind::Panic,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed delivery: its kind, the reason, and whether a retry could help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Failure {
+    /// What went wrong.
+    pub kind: FailureKind,
+    /// The reason, in words.
+    pub message: String,
+    /// Whether retrying cannot help (decode and validation failures, permanent handler errors).
+    pub permanent: bool,
+}
+
+impl Failure {
+    /// A failure of `kind`; decode and validation failures are always permanent.
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        let permanent = matches!(kind, FailureKind::Decode | FailureKind::Validation);
+        Self {
+            kind,
+            message: message.into(),
+            permanent,
+        }
+    }
+
+    fn from_handler(error: HandlerError) -> Self {
+        Self {
+            kind: FailureKind::Handler,
+            message: error.to_string(),
+            permanent: error.is_permanent(),
+        }
+    }
+
+    fn from_panic(payload: Box<dyn Any + Send>) -> Self {
+        let message = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_owned()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "handler panicked".to_owned()
+        };
+        Self::new(FailureKind::Panic, message)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failure: {}", self.kind, self.message)
+    }
+}
+
+type Call = Box<dyn FnOnce(Context) -> BoxFuture<'static, Result<(), HandlerError>> + Send>;
+
+/// A decoded, validated delivery bound to its handler, ready to run.
+pub struct Prepared {
+    meta: EventMeta,
+    call: Call,
+}
+
+impl Prepared {
+    /// The envelope's id, tenant and timestamp.
+    pub fn meta(&self) -> &EventMeta {
+        &self.meta
+    }
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decodes an envelope of `E` from JSON, checks its `eventType`, validates the payload.
+pub fn decode<E: Event>(bytes: &[u8]) -> Result<Envelope<E>, Failure> {
+    let envelope: Envelope<E> = serde_json::from_slice(bytes).map_err(|e| {
+        Failure::new(
+            FailureKind::Decode,
+            format!("not a valid {} envelope: {e}", E::EVENT_TYPE),
+        )
+    })?;
+    if envelope.event_type != E::EVENT_TYPE {
+        return Err(Failure::new(
+            FailureKind::Decode,
+            format!(
+                "eventType is {:?}, but this stream carries {}",
+                envelope.event_type,
+                E::EVENT_TYPE
+            ),
+        ));
+    }
+    envelope.payload.validate().map_err(|errors| {
+        Failure::new(
+            FailureKind::Validation,
+            errors.with_prefix("payload").to_string(),
+        )
+    })?;
+    Ok(envelope)
+}
+
+pub(crate) fn decode_meta<E: Event>(bytes: &[u8]) -> Result<EventMeta, Failure> {
+    decode::<E>(bytes).map(|e| meta_of(&e))
+}
+
+fn meta_of<E: Event>(envelope: &Envelope<E>) -> EventMeta {
+    EventMeta {
+        id: envelope.id,
+        tenant_id: envelope.payload.tenant_id(),
+        timestamp: envelope.timestamp,
+    }
+}
+
+/// Decodes `bytes` as an envelope of `E` and binds `handler` to it. What `#[subscriber]`'s
+/// generated thunk calls.
+pub fn prepare<E, F, Fut, Err>(bytes: &[u8], handler: F) -> Result<Prepared, Failure>
+where
+    E: Event,
+    F: FnOnce(Envelope<E>, Context) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), Err>> + Send + 'static,
+    Err: Into<HandlerError>,
+{
+    let envelope = decode::<E>(bytes)?;
+    let meta = meta_of(&envelope);
+    Ok(Prepared {
+        meta,
+        call: Box::new(move |ctx| {
+            Box::pin(async move { handler(envelope, ctx).await.map_err(Into::into) })
+        }),
+    })
+}
+
+/// How failed deliveries are retried: exponential backoff with jitter, up to a number of
+/// attempts.
+///
+/// ```
+/// use std::time::Duration;
+/// use event_bus_core::RetryPolicy;
+///
+/// let policy = RetryPolicy::default()
+///     .max_attempts(3)
+///     .backoff(Duration::from_millis(10), Duration::from_secs(1));
+/// let d = policy.delay(2); // before the 3rd attempt: 20 ms, jittered down to no less than half
+/// assert!(d >= Duration::from_millis(10) && d <= Duration::from_millis(20));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    max_attempts: u32,
+    initial: Duration,
+    max: Duration,
+    jitter: bool,
+}
+
+impl Default for RetryPolicy {
+    /// 5 attempts, 100 ms doubling up to 30 s, jittered.
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(30),
+            jitter: true,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Attempts before dead-lettering, for subscribers that set none (at least 1).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// The first delay and the cap.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial = initial;
+        self.max = max.max(initial);
+        self
+    }
+
+    /// Whether delays are jittered (on by default: retries of many consumers spread out).
+    pub fn jitter(mut self, jitter: bool) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// The first delay.
+    pub fn initial_backoff(&self) -> Duration {
+        self.initial
+    }
+
+    /// The longest delay.
+    pub fn max_backoff(&self) -> Duration {
+        self.max
+    }
+
+    /// The default attempts.
+    pub fn default_max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The delay after failed attempt number `attempt` (1-based): `initial * 2^(attempt-1)`,
+    /// capped, and with jitter a random value between half of that and all of it.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(31);
+        let full = self
+            .initial
+            .checked_mul(1u32 << exp)
+            .unwrap_or(self.max)
+            .min(self.max);
+        if self.jitter {
+            let half = full / 2;
+            half + full.mul_f64(fastrand::f64()) / 2
+        } else {
+            full
+        }
+    }
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Decision {
+    /// Try again after this delay.
+    Retry(Duration),
+    /// Give up: write a dead letter and acknowledge.
+    DeadLetter,
+}
+
+/// Runs deliveries for one subscriber: the one place where decode, validate, invoke, classify
+/// and the retry decision happen, for every bus.
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    subscriber: Subscriber,
+    name: Arc<str>,
+    shared: Shared,
+    policy: RetryPolicy,
+    max_attempts: u32,
+}
+
+impl Dispatcher {
+    /// A dispatcher for `subscriber`.
+    pub fn new(subscriber: Subscriber, shared: Shared, policy: RetryPolicy) -> Self {
+        let max_attempts = subscriber
+            .options()
+            .max_attempts
+            .unwrap_or(policy.default_max_attempts())
+            .max(1);
+        Self {
+            name: Arc::from(subscriber.name()),
+            subscriber,
+            shared,
+            policy,
+            max_attempts,
+        }
+    }
+
+    /// The subscriber.
+    pub fn subscriber(&self) -> &Subscriber {
+        &self.subscriber
+    }
+
+    /// Attempts before dead-lettering.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// Decodes and validates a payload, binding the handler.
+    pub fn prepare(&self, payload: &[u8]) -> Result<Prepared, Failure> {
+        self.subscriber.prepare(payload)
+    }
+
+    /// Runs a prepared delivery; a panic is caught and reported as [`FailureKind::Panic`].
+    pub async fn run(
+        &self,
+        prepared: Prepared,
+        message_id: &Arc<str>,
+        attempt: u32,
+    ) -> Result<(), Failure> {
+        let Prepared { meta, call } = prepared;
+        let span = tracing::info_span!(
+            "handle",
+            subscriber = %self.name,
+            event_type = self.subscriber.event_type(),
+            event_id = %meta.id,
+            tenant_id = %meta.tenant_id,
+            message_id = %message_id,
+            attempt,
+        );
+        let ctx = Context::new(
+            meta.tenant_id,
+            meta.id,
+            attempt,
+            Arc::clone(message_id),
+            Arc::clone(&self.name),
+            self.shared.clone(),
+        );
+        let outcome = AssertUnwindSafe(async move { call(ctx).await })
+            .catch_unwind()
+            .instrument(span.clone())
+            .await;
+        let result = match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Failure::from_handler(e)),
+            Err(panic) => Err(Failure::from_panic(panic)),
+        };
+        if let Err(failure) = &result {
+            span.in_scope(|| tracing::warn!(%failure, "delivery failed"));
+        }
+        result
+    }
+
+    /// Decodes and runs in one step.
+    pub async fn attempt(
+        &self,
+        payload: &[u8],
+        message_id: &Arc<str>,
+        attempt: u32,
+    ) -> Result<(), Failure> {
+        let prepared = self.prepare(payload)?;
+        self.run(prepared, message_id, attempt).await
+    }
+
+    /// Retry or dead-letter after `failure` on attempt number `attempt`.
+    pub fn decide(&self, failure: &Failure, attempt: u32) -> Decision {
+        if failure.permanent || attempt >= self.max_attempts {
+            Decision::DeadLetter
+        } else {
+            Decision::Retry(self.policy.delay(attempt))
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! [`Envelope`]: an event on the wire, `{"id","eventType","timestamp","payload"}`, exactly as the
+//! seed system writes it.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+use crate::event::Event;
+
+/// An event with its identity: what handlers receive and what goes on a stream.
+///
+/// Serialised as the seed system does, with the timestamp written like JavaScript's
+/// `toISOString()`; any RFC 3339 timestamp is accepted on read.
+///
+/// ```
+/// use event_bus_core::{Envelope, Event};
+///
+/// #[derive(Debug, serde::Serialize, serde::Deserialize, Event)]
+/// #[serde(rename_all = "camelCase")]
+/// struct TicketClosed { tenant_id: uuid::Uuid }
+///
+/// let json = r#"{"id":"6f1d9a4e-8a8e-4c39-9d63-1f0b3f6c2a10","eventType":"TICKET_CLOSED",
+///   "timestamp":"2026-11-26T18:00:00.123+01:00",
+///   "payload":{"tenantId":"0b9a4a55-3f3e-4c8e-8f3a-6a3f2a1b7c9d"}}"#;
+/// let envelope: Envelope<TicketClosed> = serde_json::from_str(json).unwrap();
+/// assert_eq!(envelope.timestamp.to_rfc3339(), "2026-11-26T17:00:00.123+00:00");
+/// let written = serde_json::to_string(&envelope).unwrap();
+/// assert!(written.contains(r#""timestamp":"2026-11-26T17:00:00.123Z""#));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Envelope<E> {
+    /// The event's id (UUID v4), stable across retries and replays.
+    pub id: Uuid,
+    /// The event-type name, `E::EVENT_TYPE` for a typed envelope.
+    pub event_type: String,
+    /// When the event was created, in UTC.
+    #[serde(with = "js_timestamp")]
+    pub timestamp: DateTime<Utc>,
+    /// The event itself.
+    pub payload: E,
+}
+
+impl<E: Event> Envelope<E> {
+    /// Wraps `payload` with a fresh id and the current time.
+    pub fn new(payload: E) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            event_type: E::EVENT_TYPE.to_owned(),
+            timestamp: Utc::now(),
+            payload,
+        }
+    }
+
+    /// The tenant of the payload.
+    pub fn tenant_id(&self) -> Uuid {
+        self.payload.tenant_id()
+    }
+}
+
+impl<E> Envelope<E> {
+    /// Replaces the id (for tests and for re-publishing an event under its original identity).
+    pub fn with_id(mut self, id: Uuid) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// Replaces the timestamp.
+    pub fn with_timestamp(mut self, timestamp: DateTime<Utc>) -> Self {
+        self.timestamp = timestamp;
+        self
+    }
+}
+
+/// The timestamp format of the wire: JavaScript's `Date.prototype.toISOString()`.
+pub(crate) mod js_timestamp {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(ts))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| serde::de::Error::custom(format_args!("invalid timestamp {text:?}: {e}")))
+    }
+
+    pub(crate) fn format(ts: &DateTime<Utc>) -> String {
+        ts.to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+}
+
+/// Formats a time the way the wire does (`2026-11-26T18:00:00.123Z`).
+///
+/// ```
+/// let t = chrono::DateTime::parse_from_rfc3339("2026-11-26T18:00:00.1234Z").unwrap();
+/// assert_eq!(event_bus_core::format_timestamp(&t.to_utc()), "2026-11-26T18:00:00.123Z");
+/// ```
+pub fn format_timestamp(ts: &DateTime<Utc>) -> String {
+    js_timestamp::format(ts)
+}
+
+/// The parts of an envelope every runtime needs without knowing the payload type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EventMeta {
+    /// The event's id.
+    pub id: Uuid,
+    /// The tenant of the payload.
+    pub tenant_id: Uuid,
+    /// When the event was created.
+    pub timestamp: DateTime<Utc>,
+}

@@ -1,0 +1,222 @@
+//! The errors of the public API: publishing, starting a bus, and what handlers return.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::validation::ValidationErrors;
+
+/// The error type of library calls that can fail for several reasons.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a publish failed. Nothing was written unless the variant says otherwise.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The event failed validation; nothing was written.
+    #[error("invalid {event_type} event: {errors}")]
+    Invalid {
+        /// The event type.
+        event_type: &'static str,
+        /// Every failed rule.
+        errors: ValidationErrors,
+    },
+    /// The event could not be serialised; nothing was written.
+    #[error("could not encode {event_type} event: {source}")]
+    Encode {
+        /// The event type.
+        event_type: &'static str,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The bus is shut down.
+    #[error("the bus is shut down")]
+    Closed,
+    /// The transport (Redis) failed; the event may or may not have been written.
+    #[error("could not write the {event_type} event: {source}")]
+    Transport {
+        /// The event type.
+        event_type: &'static str,
+        /// The transport's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl PublishError {
+    /// Whether publishing the same event again may succeed (transport errors only).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, PublishError::Transport { .. })
+    }
+}
+
+/// Why a bus refused to start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Two subscribers share one name (one consumer group each, so names must be unique).
+    #[error("two subscribers are named {name:?}: {first} and {second}; give one of them another `name = \"...\"`")]
+    DuplicateSubscriber {
+        /// The shared name.
+        name: String,
+        /// Where the first is declared.
+        first: String,
+        /// Where the second is declared.
+        second: String,
+    },
+    /// Two event types share one wire name.
+    #[error("two event types are named {name:?}: {first} and {second}; rename one with #[event(name = \"...\")]")]
+    DuplicateEventType {
+        /// The shared name.
+        name: String,
+        /// The first Rust type.
+        first: String,
+        /// The second Rust type.
+        second: String,
+    },
+    /// A subscriber listens to an event type nobody registered.
+    #[error("subscriber {subscriber:?} ({location}) listens to {event_type:?}, which no #[derive(Event)] type in this binary declares")]
+    UnknownEventType {
+        /// The subscriber.
+        subscriber: String,
+        /// Where it is declared.
+        location: String,
+        /// The event type it names.
+        event_type: String,
+    },
+    /// Subscribers the program expects were not found (see the linking rule in the README).
+    #[error("expected subscribers not found: {}; a crate whose subscribers are never named by the binary is not linked: add `use that_crate as _;` (found: {})", missing.join(", "), if found.is_empty() { "none".to_owned() } else { found.join(", ") })]
+    MissingSubscribers {
+        /// The names not found.
+        missing: Vec<String>,
+        /// The names found.
+        found: Vec<String>,
+    },
+    /// A subscriber option is out of range.
+    #[error("subscriber {subscriber:?}: {message}")]
+    InvalidOption {
+        /// The subscriber.
+        subscriber: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// `start` was called twice.
+    #[error("the bus is already started")]
+    AlreadyStarted,
+    /// The transport (Redis) failed while setting up.
+    #[error("could not set up {what}: {source}")]
+    Transport {
+        /// What was being set up.
+        what: String,
+        /// The transport's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// Why a graceful shutdown did not complete.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShutdownError {
+    /// Handlers were still running at the deadline; their entries stay pending and will be
+    /// delivered again.
+    #[error("{unfinished} deliveries were still in flight when the shutdown deadline passed")]
+    Deadline {
+        /// How many were abandoned.
+        unfinished: usize,
+    },
+    /// A background task failed.
+    #[error("a worker task failed: {0}")]
+    Worker(String),
+}
+
+/// What a handler returns on failure: any error, marked transient (retried, the default) or
+/// permanent (dead-lettered at once).
+///
+/// Every `std::error::Error + Send + Sync` converts into it, so `?` works in handlers:
+///
+/// ```
+/// use event_bus_core::HandlerError;
+///
+/// fn parse(input: &str) -> Result<u32, HandlerError> {
+///     let n: u32 = input.parse()?; // transient by default
+///     if n == 0 {
+///         return Err(HandlerError::permanent("zero is never valid"));
+///     }
+///     Ok(n)
+/// }
+/// assert!(parse("x").unwrap_err().is_transient());
+/// assert!(parse("0").unwrap_err().is_permanent());
+/// ```
+pub struct HandlerError {
+    permanent: bool,
+    source: BoxError,
+}
+
+impl HandlerError {
+    /// A failure worth retrying.
+    pub fn transient(error: impl Into<BoxError>) -> Self {
+        Self {
+            permanent: false,
+            source: error.into(),
+        }
+    }
+
+    /// A failure that retrying cannot fix: the event is dead-lettered at once.
+    pub fn permanent(error: impl Into<BoxError>) -> Self {
+        Self {
+            permanent: true,
+            source: error.into(),
+        }
+    }
+
+    /// Marks this error permanent.
+    pub fn into_permanent(mut self) -> Self {
+        self.permanent = true;
+        self
+    }
+
+    /// Whether the event is dead-lettered without retry.
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+
+    /// Whether the event will be retried.
+    pub fn is_transient(&self) -> bool {
+        !self.permanent
+    }
+
+    /// The underlying error.
+    pub fn source(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.source
+    }
+}
+
+impl<E: Into<BoxError>> From<E> for HandlerError {
+    fn from(error: E) -> Self {
+        Self::transient(error)
+    }
+}
+
+impl fmt::Debug for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandlerError")
+            .field("permanent", &self.permanent)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.source, f)
+    }
+}
+
+/// A state value was asked for with `ctx.state::<T>()` but never handed to the bus builder.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no shared state of type `{type_name}`: hand it to the bus with `.state(value)` when building")]
+pub struct MissingState {
+    /// The type asked for.
+    pub type_name: Cow<'static, str>,
+}

@@ -1,0 +1,95 @@
+//! Publishing: turning a typed event into the bytes a transport writes, and the [`Publisher`]
+//! seam through which handlers publish follow-up events on whichever bus runs them.
+
+use futures_util::future::BoxFuture;
+use uuid::Uuid;
+
+use crate::envelope::Envelope;
+use crate::error::PublishError;
+use crate::event::Event;
+
+/// What a successful publish returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Published {
+    /// The envelope's id.
+    pub event_id: Uuid,
+    /// The transport's id of the written entry (the stream entry id on Redis, `N-0` in memory).
+    pub entry_id: String,
+}
+
+impl Published {
+    /// A receipt.
+    pub fn new(event_id: Uuid, entry_id: String) -> Self {
+        Self { event_id, entry_id }
+    }
+}
+
+/// A validated event, serialised as its envelope, ready to be written.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EncodedEvent {
+    /// The event type.
+    pub event_type: &'static str,
+    /// The envelope's id.
+    pub event_id: Uuid,
+    /// The tenant.
+    pub tenant_id: Uuid,
+    /// The envelope as JSON.
+    pub json: String,
+}
+
+/// Validates `event`, wraps it in a fresh envelope and serialises it: everything a publish does
+/// before any I/O.
+///
+/// ```
+/// use event_bus_core::{encode, Event};
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Event)]
+/// #[serde(rename_all = "camelCase")]
+/// struct TicketClosed { tenant_id: uuid::Uuid }
+///
+/// let tenant = uuid::Uuid::new_v4();
+/// let encoded = encode(TicketClosed { tenant_id: tenant }).unwrap();
+/// assert!(encoded.json.starts_with(r#"{"id":""#));
+/// assert!(encode(TicketClosed { tenant_id: uuid::Uuid::nil() }).is_err());
+/// ```
+pub fn encode<E: Event>(event: E) -> Result<EncodedEvent, PublishError> {
+    encode_envelope(&Envelope::new(event))
+}
+
+/// Like [`encode`], for an envelope built by the caller (its id and timestamp are kept).
+pub fn encode_envelope<E: Event>(envelope: &Envelope<E>) -> Result<EncodedEvent, PublishError> {
+    envelope
+        .payload
+        .validate()
+        .map_err(|errors| PublishError::Invalid {
+            event_type: E::EVENT_TYPE,
+            errors,
+        })?;
+    let json = serde_json::to_string(envelope).map_err(|source| PublishError::Encode {
+        event_type: E::EVENT_TYPE,
+        source,
+    })?;
+    Ok(EncodedEvent {
+        event_type: E::EVENT_TYPE,
+        event_id: envelope.id,
+        tenant_id: envelope.payload.tenant_id(),
+        json,
+    })
+}
+
+/// Writes encoded events: implemented by each bus, used by [`Context::publish`](crate::Context::publish).
+pub trait Publisher: Send + Sync + 'static {
+    /// Writes one event.
+    fn publish_encoded(&self, event: EncodedEvent) -> BoxFuture<'_, Result<Published, PublishError>>;
+}
+
+/// The publisher of a context built outside any bus: refuses everything.
+pub(crate) struct ClosedPublisher;
+
+impl Publisher for ClosedPublisher {
+    fn publish_encoded(&self, _: EncodedEvent) -> BoxFuture<'_, Result<Published, PublishError>> {
+        Box::pin(async { Err(PublishError::Closed) })
+    }
+}

@@ -1,0 +1,359 @@
+//! [`WorkerPool`]: runs one subscriber's deliveries with bounded concurrency and bounded
+//! buffering, per-tenant ordering when asked, retries with backoff, and a graceful drain.
+//!
+//! What happens to a delivery's outcome (ack, dead letter, redelivery) is the bus's business,
+//! through its [`Sink`].
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::dispatch::{Decision, Dispatcher, Failure, Prepared};
+use crate::error::ShutdownError;
+use crate::subscriber::Ordering;
+
+/// One delivery of one entry to one subscriber.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Message {
+    /// The transport's id (the stream entry id).
+    pub id: Arc<str>,
+    /// The envelope JSON.
+    pub payload: Vec<u8>,
+    /// The attempt this delivery is (1 for a first delivery; the delivery count on Redis).
+    pub attempt: u32,
+    /// The entry's other fields, kept for dead letters.
+    pub fields: Vec<(String, Vec<u8>)>,
+    /// Set when this delivery replays a dead letter: that dead letter's id.
+    pub replay_of: Option<Arc<str>>,
+}
+
+impl Message {
+    /// A delivery.
+    pub fn new(id: impl Into<Arc<str>>, payload: Vec<u8>, attempt: u32) -> Self {
+        Self {
+            id: id.into(),
+            payload,
+            attempt,
+            fields: Vec::new(),
+            replay_of: None,
+        }
+    }
+
+    /// Marks this delivery as the replay of dead letter `id`.
+    pub fn replaying(mut self, id: impl Into<Arc<str>>) -> Self {
+        self.replay_of = Some(id.into());
+        self
+    }
+
+    /// Keeps the entry's other fields.
+    pub fn with_fields(mut self, fields: Vec<(String, Vec<u8>)>) -> Self {
+        self.fields = fields;
+        self
+    }
+}
+
+/// Where a bus takes the outcomes of its deliveries.
+pub trait Sink: Send + Sync + 'static {
+    /// The handler succeeded: acknowledge.
+    fn handled(&self, message: Message) -> impl Future<Output = ()> + Send;
+    /// The delivery failed for good (`message.attempt` attempts): dead-letter and acknowledge.
+    fn dead_letter(&self, message: Message, failure: Failure) -> impl Future<Output = ()> + Send;
+    /// The delivery is about to be retried: returns the attempt number of the retry, or `None`
+    /// when the entry is no longer this consumer's to handle.
+    fn redeliver(&self, message: &Message) -> impl Future<Output = Option<u32>> + Send;
+}
+
+struct Job {
+    message: Message,
+    prepared: Option<Prepared>,
+    _room: OwnedSemaphorePermit,
+}
+
+struct Inner<S> {
+    dispatcher: Dispatcher,
+    sink: S,
+    slots: Arc<Semaphore>,
+    stop: watch::Receiver<bool>,
+    lanes: Mutex<HashMap<Uuid, VecDeque<Job>>>,
+    tasks: Mutex<JoinSet<()>>,
+}
+
+/// Runs one subscriber's deliveries.
+///
+/// Unordered subscribers get `concurrency` workers fed from one queue; per-tenant ordered ones
+/// get a lane per tenant with work, at most `concurrency` running at once. At most `capacity`
+/// deliveries are held (queued or running) at any time: [`WorkerPool::submit`] waits for room.
+pub struct WorkerPool<S: Sink> {
+    inner: Arc<Inner<S>>,
+    room: Arc<Semaphore>,
+    capacity: u32,
+    per_tenant: bool,
+    queue: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    stop: watch::Sender<bool>,
+}
+
+impl<S: Sink> std::fmt::Debug for WorkerPool<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("subscriber", &self.inner.dispatcher.subscriber().name())
+            .field("capacity", &self.capacity)
+            .field("held", &self.held())
+            .finish()
+    }
+}
+
+impl<S: Sink> WorkerPool<S> {
+    /// A pool holding at most `capacity` deliveries (at least the subscriber's concurrency).
+    /// Must be called inside a tokio runtime.
+    pub fn new(dispatcher: Dispatcher, sink: S, capacity: usize) -> Self {
+        let options = *dispatcher.subscriber().options();
+        let concurrency = options.concurrency.max(1);
+        let capacity = (capacity.max(concurrency as usize)).min(Semaphore::MAX_PERMITS) as u32;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            dispatcher,
+            sink,
+            slots: Arc::new(Semaphore::new(concurrency as usize)),
+            stop: stop_rx,
+            lanes: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(JoinSet::new()),
+        });
+        let per_tenant = options.ordering == Ordering::PerTenant;
+        let queue = if per_tenant {
+            None
+        } else {
+            let (tx, rx) = mpsc::unbounded_channel::<Job>();
+            let rx = Arc::new(tokio::sync::Mutex::new(rx));
+            for _ in 0..concurrency {
+                let inner2 = Arc::clone(&inner);
+                let rx = Arc::clone(&rx);
+                inner.spawn(async move {
+                    loop {
+                        let job = rx.lock().await.recv().await;
+                        let Some(job) = job else { break };
+                        inner2.process(job, false).await;
+                    }
+                });
+            }
+            Some(tx)
+        };
+        Self {
+            inner,
+            room: Arc::new(Semaphore::new(capacity as usize)),
+            capacity,
+            per_tenant,
+            queue: Mutex::new(queue),
+            stop: stop_tx,
+        }
+    }
+
+    /// The dispatcher.
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.inner.dispatcher
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &S {
+        &self.inner.sink
+    }
+
+    /// How many more deliveries fit right now.
+    pub fn room(&self) -> usize {
+        self.room.available_permits()
+    }
+
+    /// How many deliveries are queued or running.
+    pub fn held(&self) -> usize {
+        self.capacity as usize - self.room.available_permits()
+    }
+
+    /// Waits for room, then queues `message`. Returns `false` when the pool is shutting down
+    /// (the message was not taken).
+    pub async fn submit(&self, message: Message) -> bool {
+        if *self.stop.borrow() {
+            return false;
+        }
+        let Ok(room) = Arc::clone(&self.room).acquire_owned().await else {
+            return false;
+        };
+        let queue = if self.per_tenant {
+            None
+        } else {
+            match &*self.queue.lock().unwrap_or_else(PoisonError::into_inner) {
+                Some(queue) => Some(queue.clone()),
+                None => return false,
+            }
+        };
+        match queue {
+            Some(queue) => queue
+                .send(Job {
+                    message,
+                    prepared: None,
+                    _room: room,
+                })
+                .is_ok(),
+            None => {
+                match self.inner.dispatcher.prepare(&message.payload) {
+                    Ok(prepared) => {
+                        let tenant = prepared.meta().tenant_id;
+                        let job = Job {
+                            message,
+                            prepared: Some(prepared),
+                            _room: room,
+                        };
+                        Inner::enqueue_lane(&self.inner, tenant, job);
+                    }
+                    Err(failure) => {
+                        // Not decodable: there is no tenant to order by, and no retry.
+                        self.inner.sink.dead_letter(message, failure).await;
+                        drop(room);
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    /// Waits until nothing is queued or running (new submissions may follow).
+    pub async fn idle(&self) {
+        if let Ok(all) = self.room.acquire_many(self.capacity).await {
+            drop(all);
+        }
+    }
+
+    /// Stops taking work, lets queued and running deliveries finish within `deadline`, then
+    /// aborts what is left (those entries stay unacknowledged). Deliveries waiting to be
+    /// retried are abandoned at once.
+    pub async fn shutdown(&self, deadline: Duration) -> Result<(), ShutdownError> {
+        let _ = self.stop.send(true);
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let drained = tokio::time::timeout(deadline, self.room.acquire_many(self.capacity)).await;
+        let tasks = std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        match drained {
+            Ok(_) => {
+                let mut tasks = tasks;
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                Ok(())
+            }
+            Err(_) => {
+                let unfinished = self.held();
+                let mut tasks = tasks;
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                Err(ShutdownError::Deadline { unfinished })
+            }
+        }
+    }
+}
+
+impl<S: Sink> Inner<S> {
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+
+    fn enqueue_lane(this: &Arc<Self>, tenant: Uuid, job: Job) {
+        let mut lanes = this.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        match lanes.entry(tenant) {
+            Entry::Occupied(mut lane) => lane.get_mut().push_back(job),
+            Entry::Vacant(slot) => {
+                slot.insert(VecDeque::new());
+                drop(lanes);
+                let inner = Arc::clone(this);
+                this.spawn(async move { inner.run_lane(tenant, job).await });
+            }
+        }
+    }
+
+    async fn run_lane(self: Arc<Self>, tenant: Uuid, first: Job) {
+        let mut job = first;
+        loop {
+            self.process(job, true).await;
+            let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+            let next = lanes.get_mut(&tenant).and_then(VecDeque::pop_front);
+            match next {
+                Some(next) => job = next,
+                None => {
+                    lanes.remove(&tenant);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Runs one delivery to its end: success, dead letter, or abandonment at shutdown.
+    async fn process(&self, job: Job, lane: bool) {
+        let Job {
+            mut message,
+            mut prepared,
+            _room,
+        } = job;
+        loop {
+            // In a lane, a slot is held while the handler runs, not while a retry waits, so
+            // one tenant's retries never hold back the others.
+            let slot = if lane {
+                match Arc::clone(&self.slots).acquire_owned().await {
+                    Ok(slot) => Some(slot),
+                    Err(_) => return,
+                }
+            } else {
+                None
+            };
+            let result = match prepared.take().map_or_else(
+                || self.dispatcher.prepare(&message.payload),
+                Ok,
+            ) {
+                Ok(p) => self.dispatcher.run(p, &message.id, message.attempt).await,
+                Err(failure) => Err(failure),
+            };
+            drop(slot);
+            let failure = match result {
+                Ok(()) => {
+                    self.sink.handled(message).await;
+                    return;
+                }
+                Err(failure) => failure,
+            };
+            match self.dispatcher.decide(&failure, message.attempt) {
+                Decision::DeadLetter => {
+                    self.sink.dead_letter(message, failure).await;
+                    return;
+                }
+                Decision::Retry(delay) => {
+                    if !self.wait_unless_stopped(delay).await {
+                        return;
+                    }
+                    match self.sink.redeliver(&message).await {
+                        Some(next) => message.attempt = next,
+                        None => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sleeps; `false` when the pool began shutting down meanwhile.
+    async fn wait_unless_stopped(&self, delay: Duration) -> bool {
+        let mut stop = self.stop.clone();
+        if *stop.borrow() {
+            return false;
+        }
+        let stopped = tokio::select! {
+            _ = tokio::time::sleep(delay) => false,
+            _ = stop.wait_for(|s| *s) => true,
+        };
+        !stopped && !*self.stop.borrow()
+    }
+}

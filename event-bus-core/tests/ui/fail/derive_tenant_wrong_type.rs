@@ -1,0 +1,8 @@
+use event_bus_core::Event;
+
+#[derive(serde::Serialize, serde::Deserialize, Event)]
+pub struct TicketUpdated {
+    pub tenant_id: u64,
+}
+
+fn main() {}

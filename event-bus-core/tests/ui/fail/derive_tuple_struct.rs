@@ -1,0 +1,6 @@
+use event_bus_core::Event;
+
+#[derive(serde::Serialize, serde::Deserialize, Event)]
+pub struct TicketUpdated(uuid::Uuid, String);
+
+fn main() {}

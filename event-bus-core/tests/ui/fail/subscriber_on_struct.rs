@@ -1,0 +1,8 @@
+use event_bus_core::subscriber;
+
+#[subscriber("TICKET_UPDATED")]
+pub struct NotAFunction;
+
+fn main() {
+    let _ = NotAFunction;
+}

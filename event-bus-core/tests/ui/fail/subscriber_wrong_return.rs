@@ -1,0 +1,11 @@
+use event_bus_core::{subscriber, Context, Envelope, Event};
+
+#[derive(serde::Serialize, serde::Deserialize, Event)]
+pub struct TicketUpdated {
+    pub tenant_id: uuid::Uuid,
+}
+
+#[subscriber("TICKET_UPDATED")]
+async fn on_update(_event: Envelope<TicketUpdated>, _ctx: Context) {}
+
+fn main() {}

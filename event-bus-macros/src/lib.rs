@@ -1,0 +1,47 @@
+//! Procedural macros of event-bus: `#[derive(Event)]` and `#[subscriber(...)]`.
+//!
+//! Use them through `event-bus-core`, which re-exports both and holds everything the generated
+//! code names (`event_bus_core::__private`). This file only parses and hands off: `event.rs`
+//! and `subscriber.rs` build a checked model of their input (attributes are read in `attr.rs`,
+//! names converted in `case.rs`, errors collected in `ctxt.rs`) and generate code from it.
+#![warn(missing_docs)]
+
+mod attr;
+mod case;
+mod ctxt;
+mod event;
+mod subscriber;
+
+use proc_macro::TokenStream;
+use syn::{parse_macro_input, DeriveInput};
+
+/// Derives `event_bus_core::Event` for a struct with named fields.
+///
+/// - `#[event(name = "TICKET_UPDATED")]` on the struct sets the event type (default: the type
+///   name in SCREAMING_SNAKE_CASE).
+/// - The tenant is the field `tenant_id`, or the one marked `#[event(tenant)]`; it must hold a
+///   non-nil UUID (`uuid::Uuid`, or a `String` holding one).
+/// - `#[event(validate(...))]` on a field: `non_empty`, `length(min = N, max = N)`,
+///   `range(min = X, max = X)`, `uuid`, `custom = path::to::check`.
+///
+/// Validation issues name fields by their JSON names (`#[serde(rename_all)]` and
+/// `#[serde(rename)]` are honoured). The type is also registered, so a runtime can decode and
+/// validate raw JSON of it by name.
+#[proc_macro_derive(Event, attributes(event))]
+pub fn derive_event(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    event::expand(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Declares `async fn name(event: Envelope<T>, ctx: Context) -> Result<(), E>` a subscriber of
+/// the event type named by the first argument.
+///
+/// Options: `name = "..."` (the consumer group; default: module path and function name),
+/// `concurrency = N`, `max_attempts = N`, `start = "earliest" | "latest"`,
+/// `ordering = "tenant" | "none"`. The function stays callable as written.
+#[proc_macro_attribute]
+pub fn subscriber(args: TokenStream, item: TokenStream) -> TokenStream {
+    subscriber::expand(args.into(), item.into()).into()
+}

@@ -1,0 +1,280 @@
+//! `#[subscriber("EVENT_TYPE", ...)]`: checks the function's shape and the options, re-emits the
+//! function unchanged, and registers a descriptor with a type-erased thunk after it.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{FnArg, GenericArgument, ItemFn, LitStr, PathArguments, Signature, Type};
+
+use crate::attr::{Ordering, Start, SubscriberArgs};
+use crate::case;
+use crate::ctxt::Ctxt;
+
+/// What the checks found: everything code generation needs.
+struct Model<'a> {
+    args: SubscriberArgs,
+    event_type: LitStr,
+    function: &'a ItemFn,
+    /// The `T` of the `Envelope<T>` parameter.
+    event: &'a Type,
+}
+
+/// Expands `#[subscriber(...)]`: the function as written, then the registration, or the
+/// function and every error.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let cx = Ctxt::new();
+    let args = SubscriberArgs::parse(&cx, args);
+    let function = match syn::parse2::<ItemFn>(item.clone()) {
+        Ok(function) => Some(function),
+        Err(_) => {
+            cx.error_at(
+                Span::call_site(),
+                "#[subscriber] goes on an `async fn name(event: Envelope<T>, ctx: Context) -> Result<(), E>`",
+            );
+            None
+        }
+    };
+    let model = function.as_ref().and_then(|f| build(&cx, args, f));
+    let generated = match cx.check() {
+        Ok(()) => generate(&model.expect("a model is built whenever no error was recorded")),
+        Err(errors) => errors.into_compile_error(),
+    };
+    let mut out = item;
+    out.extend(generated);
+    out
+}
+
+fn build<'a>(cx: &Ctxt, args: SubscriberArgs, function: &'a ItemFn) -> Option<Model<'a>> {
+    let sig = &function.sig;
+    if let Some(event_type) = &args.event_type {
+        if !case::is_valid_event_type(&event_type.value()) {
+            cx.error_spanned_by(
+                event_type,
+                format!(
+                    "invalid event type {:?}: event types match [A-Z][A-Z0-9_]*, e.g. \"TICKET_UPDATED\"",
+                    event_type.value()
+                ),
+            );
+        }
+    }
+    if sig.asyncness.is_none() {
+        cx.error_spanned_by(
+            sig.fn_token,
+            format!(
+                "a subscriber must be an `async fn`: write `async fn {}(...)`",
+                sig.ident
+            ),
+        );
+    }
+    if sig.constness.is_some() {
+        cx.error_spanned_by(sig.constness, "a subscriber cannot be a `const fn`");
+    }
+    if sig.unsafety.is_some() {
+        cx.error_spanned_by(sig.unsafety, "a subscriber cannot be an `unsafe fn`");
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        cx.error_spanned_by(
+            &sig.generics,
+            "a subscriber cannot be generic: it handles one concrete event type; \
+             write one `#[subscriber]` per type",
+        );
+    }
+    if let Some(variadic) = &sig.variadic {
+        cx.error_spanned_by(variadic, "a subscriber cannot be variadic");
+    }
+    let event = event_param(cx, sig);
+    Some(Model {
+        event_type: args.event_type.clone()?,
+        args,
+        function,
+        event: event?,
+    })
+}
+
+const SHAPE: &str = "(event: Envelope<T>, ctx: Context)";
+
+/// Checks the parameters and finds the `T` of `Envelope<T>`.
+fn event_param<'a>(cx: &Ctxt, sig: &'a Signature) -> Option<&'a Type> {
+    let mut event = None;
+    if let Some(FnArg::Receiver(receiver)) = sig.inputs.first() {
+        cx.error_spanned_by(
+            receiver,
+            format!("a subscriber is a free function, not a method: write `async fn {}{SHAPE}` outside the `impl`", sig.ident),
+        );
+        return None;
+    }
+    if let Some(FnArg::Typed(first)) = sig.inputs.first() {
+        match envelope_arg(&first.ty) {
+            Some(ty) => event = Some(ty),
+            None => cx.error_spanned_by(
+                &first.ty,
+                format!(
+                    "the first parameter of a subscriber is the event, as `Envelope<T>` with `T` an \
+                     event type: write `{}: Envelope<{}>`",
+                    first.pat.to_token_stream(),
+                    type_text(&first.ty),
+                ),
+            ),
+        }
+    }
+    if sig.inputs.len() != 2 {
+        let message = format!(
+            "a subscriber takes two parameters, `{SHAPE}`, but `{}` takes {}",
+            sig.ident,
+            sig.inputs.len()
+        );
+        if sig.inputs.is_empty() {
+            cx.error_at(sig.paren_token.span.join(), message);
+        } else {
+            cx.error_spanned_by(&sig.inputs, message);
+        }
+        return None;
+    }
+    event
+}
+
+/// `T` in `Envelope<T>` (any path ending in `Envelope`).
+fn envelope_arg(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else { return None };
+    if path.qself.is_some() {
+        return None;
+    }
+    let last = path.path.segments.last()?;
+    if last.ident != "Envelope" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    let mut types = args.args.iter().filter_map(|arg| match arg {
+        GenericArgument::Type(ty) => Some(ty),
+        _ => None,
+    });
+    match (types.next(), types.next(), args.args.len()) {
+        (Some(ty), None, 1) => Some(ty),
+        _ => None,
+    }
+}
+
+/// A type as the user wrote it, without token spacing (`events::TicketUpdated`).
+fn type_text(ty: &Type) -> String {
+    let text = ty.to_token_stream().to_string();
+    let mut out = String::with_capacity(text.len());
+    for part in text.split(' ') {
+        let glue = out.ends_with(|c: char| {
+            c.is_alphanumeric() || c == '_' || c == '>' || c == ')' || c == ']'
+        }) && part.starts_with(|c: char| c.is_alphanumeric() || c == '_');
+        if glue {
+            out.push(' ');
+        }
+        out.push_str(part);
+    }
+    out.replace(',', ", ")
+}
+
+fn generate(model: &Model<'_>) -> TokenStream {
+    let private = quote!(::event_bus_core::__private);
+    let sig = &model.function.sig;
+    let fn_ident = &sig.ident;
+    let fn_name = {
+        let s = fn_ident.to_string();
+        s.strip_prefix("r#").map(str::to_owned).unwrap_or(s)
+    };
+    let event = model.event;
+    let event_type = &model.event_type;
+    let args = &model.args;
+
+    // `<T as Event>`, spanned on the user's `T`: a `T` without `#[derive(Event)]` is reported
+    // once, at the parameter, with the trait's `on_unimplemented` message.
+    let as_event = quote_spanned!(event.span()=> <#event as #private::Event>);
+
+    // The event-type check, spanned on the string: fails to compile with a message naming the
+    // string, the type and the type's actual name. (Const panics format only `"{}"` with one
+    // `&str`, so the message is assembled in constants first.)
+    let written = event_type.value();
+    let type_name = type_text(event);
+    let before = format!(
+        "#[subscriber({written:?})] does not match the parameter's event type: `{type_name}` has \
+         EVENT_TYPE \""
+    );
+    let middle = "\"; write #[subscriber(\"";
+    let after = format!("\")], or take an `Envelope` of the event type named {written:?}");
+    // One constant holds both the check and the thunk, so that a `T` without `#[derive(Event)]`
+    // is reported once (rustc reports one failed bound per span and body).
+    let check = quote_spanned! {event_type.span()=>
+        let __event_bus_actual: &str = #as_event::EVENT_TYPE;
+        if !#private::str_eq(__event_bus_actual, #event_type) {
+            let (__event_bus_buffer, __event_bus_len) = #private::concat_into::<1024>(&[
+                #before,
+                __event_bus_actual,
+                #middle,
+                __event_bus_actual,
+                #after,
+            ]);
+            let (__event_bus_message, _) = __event_bus_buffer.split_at(__event_bus_len);
+            match ::core::str::from_utf8(__event_bus_message) {
+                ::core::result::Result::Ok(message) => ::core::panic!("{}", message),
+                ::core::result::Result::Err(_) => ::core::panic!(#before),
+            }
+        }
+    };
+
+    let handler = quote!(::core::concat!(::core::module_path!(), "::", #fn_name));
+    let name = match &args.name {
+        Some(name) => name.to_token_stream(),
+        None => handler.clone(),
+    };
+
+    let mut options = quote!(#private::SubscriberOptions::DEFAULT);
+    if let Some((lit, n)) = &args.concurrency {
+        let n = proc_macro2::Literal::u32_unsuffixed(*n);
+        options.extend(quote_spanned!(lit.span()=> .concurrency(#n)));
+    }
+    if let Some((lit, n)) = &args.max_attempts {
+        let n = proc_macro2::Literal::u32_unsuffixed(*n);
+        options.extend(quote_spanned!(lit.span()=> .max_attempts(#n)));
+    }
+    if let Some((lit, start)) = &args.start {
+        let variant = match start {
+            Start::Earliest => quote!(Earliest),
+            Start::Latest => quote!(Latest),
+        };
+        options.extend(quote_spanned!(lit.span()=> .start(#private::StartFrom::#variant)));
+    }
+    if let Some((lit, ordering)) = &args.ordering {
+        let variant = match ordering {
+            Ordering::PerTenant => quote!(PerTenant),
+            Ordering::None => quote!(None),
+        };
+        options.extend(quote_spanned!(lit.span()=> .ordering(#private::Ordering::#variant)));
+    }
+
+    // The call to `prepare` is spanned on the function's name: a return type that is not
+    // `Result<(), impl Into<HandlerError>>`, or a future that is not `Send`, is reported there.
+    let prepare = quote_spanned! {fn_ident.span()=>
+        |bytes: &[u8]| #private::prepare::<#event, _, _, _>(bytes, #fn_ident)
+    };
+    let location = quote_spanned!(fn_ident.span()=> file: ::core::file!(), line: ::core::line!(),);
+
+    quote! {
+        const _: () = {
+            const __EVENT_BUS_PREPARE: fn(
+                &[u8],
+            ) -> ::core::result::Result<#private::Prepared, #private::Failure> = {
+                #check
+                #prepare
+            };
+
+            #private::inventory::submit! {
+                #private::SubscriberRegistration {
+                    name: #name,
+                    event_type: #event_type,
+                    options: #options,
+                    handler: #handler,
+                    #location
+                    prepare: __EVENT_BUS_PREPARE,
+                }
+            }
+        };
+    }
+}

@@ -1,0 +1,212 @@
+//! [`RedisBusBuilder`] and the settings of the Redis runtime: connection, timeouts, batch
+//! sizes, crash recovery and retention.
+
+use std::time::Duration;
+
+use event_bus_core::runtime::BusOptions;
+use event_bus_core::{Event, RetryPolicy, StartError, Subscriber};
+
+use crate::bus::RedisBus;
+
+/// How long entries stay in a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Retention {
+    /// Never trim (the default): nothing a group has not handled is ever deleted; the stream
+    /// grows until you trim it.
+    #[default]
+    Unbounded,
+    /// Periodically delete the entries every consumer group of the stream has handled
+    /// (`XTRIM MINID` to the oldest entry some group still needs). Never drops unhandled entries,
+    /// but a group that stops consuming holds the stream's growth back.
+    TrimHandled,
+    /// Cap each stream near this many entries (`XADD MAXLEN ~ n`), like the seed system. Under
+    /// load this can delete entries a group has not handled yet: the runtime checks for that,
+    /// logs a warning and counts it in [`RedisBusStats::trimmed_unhandled`](crate::RedisBusStats).
+    MaxLen(u64),
+}
+
+/// The settings of a [`RedisBus`].
+#[derive(Debug, Clone)]
+pub(crate) struct RedisConfig {
+    pub(crate) url: Option<String>,
+    pub(crate) common: BusOptions,
+    pub(crate) consumer_name: Option<String>,
+    pub(crate) block: Duration,
+    pub(crate) read_batch: usize,
+    pub(crate) claim_idle: Duration,
+    pub(crate) claim_interval: Duration,
+    pub(crate) consumer_idle_timeout: Duration,
+    pub(crate) retention: Retention,
+    pub(crate) response_timeout: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            common: BusOptions::default(),
+            consumer_name: None,
+            block: Duration::from_secs(1),
+            read_batch: 100,
+            claim_idle: Duration::from_secs(30),
+            claim_interval: Duration::from_secs(5),
+            consumer_idle_timeout: Duration::from_secs(3600),
+            retention: Retention::Unbounded,
+            response_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Builds a [`RedisBus`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use event_bus_redis::{RedisBus, Retention};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let bus = RedisBus::builder()
+///     .url("redis://127.0.0.1:6379")
+///     .prefix("alga-psa:event-stream:global")
+///     .claim_idle(Duration::from_secs(60))
+///     .retention(Retention::TrimHandled)
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Default)]
+#[must_use]
+pub struct RedisBusBuilder {
+    config: RedisConfig,
+}
+
+impl RedisBusBuilder {
+    /// The Redis URL (`redis://host:port/db`); required.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.config.url = Some(url.into());
+        self
+    }
+
+    /// The stream prefix: event type `T` lives in `{prefix}:T` (default `event`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config.common.prefix = prefix.into();
+        self
+    }
+
+    /// Hands a value to every handler (`ctx.state::<T>()`); one value per type.
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.config.common.state.insert(value);
+        self
+    }
+
+    /// Adds a subscriber explicitly (besides the discovered `#[subscriber]`s).
+    pub fn subscribe(mut self, subscriber: Subscriber) -> Self {
+        self.config.common.selection.subscribe(subscriber);
+        self
+    }
+
+    /// Registers an event type explicitly (for targets where `inventory` cannot run).
+    pub fn register_event<E: Event>(mut self) -> Self {
+        self.config.common.selection.register_event::<E>();
+        self
+    }
+
+    /// Runs only the named subscribers; start fails if one is not found.
+    pub fn only<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.common.selection.only(names);
+        self
+    }
+
+    /// Whether the `#[derive(Event)]`s and `#[subscriber]`s linked into the binary are used
+    /// (default: yes). Without discovery, register both explicitly.
+    pub fn discover(mut self, discover: bool) -> Self {
+        self.config.common.selection.discover(discover);
+        self
+    }
+
+    /// Start fails unless every named subscriber is found (see the linking rule).
+    pub fn expect_subscribers<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.common.selection.expect(names);
+        self
+    }
+
+    /// How failed deliveries are retried. Keep the longest backoff below
+    /// [`claim_idle`](Self::claim_idle), or another consumer may claim an entry that is only
+    /// waiting for its retry.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.config.common.retry = policy;
+        self
+    }
+
+    /// How long shutdown waits for in-flight handlers (default 30 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.common.shutdown_timeout = timeout;
+        self
+    }
+
+    /// This process's consumer name in every group (default: host name, pid and a random
+    /// suffix, unique even when every container runs as pid 1).
+    pub fn consumer_name(mut self, name: impl Into<String>) -> Self {
+        self.config.consumer_name = Some(name.into());
+        self
+    }
+
+    /// How long one `XREADGROUP` blocks (default 1 s). Its connection's response timeout is
+    /// this plus the response timeout, so a dead socket is noticed.
+    pub fn block(mut self, block: Duration) -> Self {
+        self.config.block = block.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The response timeout of ordinary commands (default 2 s).
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.config.response_timeout = timeout;
+        self
+    }
+
+    /// Entries per read (default 100). At most about twice this many are held per
+    /// subscriber: reads are bounded, nothing is prefetched without limit.
+    pub fn read_batch(mut self, n: usize) -> Self {
+        self.config.read_batch = n.max(1);
+        self
+    }
+
+    /// How long an entry stays pending with a consumer before another may claim it
+    /// (default 30 s).
+    pub fn claim_idle(mut self, idle: Duration) -> Self {
+        self.config.claim_idle = idle;
+        self
+    }
+
+    /// How often to look for entries to claim, and for retention work (default 5 s).
+    pub fn claim_interval(mut self, interval: Duration) -> Self {
+        self.config.claim_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Consumers idle this long with no pending entries are removed from their groups
+    /// (default 1 h). A consumer with pending entries is never removed.
+    pub fn consumer_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.consumer_idle_timeout = timeout;
+        self
+    }
+
+    /// How long entries stay in the streams (default [`Retention::Unbounded`]).
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.config.retention = retention;
+        self
+    }
+
+    /// Connects and returns the bus (nothing is consumed until [`RedisBus::start`]).
+    pub async fn build(self) -> Result<RedisBus, StartError> {
+        RedisBus::connect(self.config).await
+    }
+}

@@ -1,0 +1,111 @@
+//! Connections: the shared multiplexed [`ConnectionManager`] for ordinary commands (publishes
+//! pipeline over it), and a dedicated connection per blocking reader whose client-side timeout
+//! exceeds its `BLOCK`, rebuilt with capped exponential backoff after any error.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Client, Cmd, RedisResult, Value};
+
+/// The manager for ordinary commands: reconnects by itself after Redis restarts.
+pub(crate) async fn manager(client: &Client, response_timeout: Duration) -> RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(response_timeout))
+        .set_connection_timeout(Some(response_timeout))
+        .set_number_of_retries(4)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_secs(2));
+    ConnectionManager::new_with_config(client.clone(), config).await
+}
+
+/// Capped exponential backoff for reconnecting.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(min: Duration, max: Duration) -> Self {
+        Self { next: min, min, max }
+    }
+
+    /// The next delay (jittered down to half at most), doubling up to the cap.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d / 2 + d.mul_f64(fastrand::f64()) / 2
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+/// A connection of its own for one blocking reader.
+pub(crate) struct BlockingConnection {
+    client: Client,
+    config: AsyncConnectionConfig,
+    conn: Option<MultiplexedConnection>,
+}
+
+impl std::fmt::Debug for BlockingConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingConnection")
+            .field("connected", &self.conn.is_some())
+            .finish()
+    }
+}
+
+impl BlockingConnection {
+    /// `block` is the longest `BLOCK` sent on it; its response timeout is `block + margin`.
+    pub(crate) fn new(client: Client, block: Duration, margin: Duration) -> Self {
+        let config = AsyncConnectionConfig::new()
+            .set_response_timeout(Some(block + margin))
+            .set_connection_timeout(Some(margin));
+        Self {
+            client,
+            config,
+            conn: None,
+        }
+    }
+
+    /// Sends `cmd`, connecting first if needed. After an error the connection is dropped, so
+    /// the next call builds a fresh one.
+    pub(crate) async fn query(&mut self, cmd: &Cmd) -> RedisResult<Value> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => {
+                let conn = self
+                    .client
+                    .get_multiplexed_async_connection_with_config(&self.config)
+                    .await?;
+                self.conn.insert(conn)
+            }
+        };
+        let result = cmd.query_async::<Value>(conn).await;
+        if let Err(e) = &result {
+            if !is_server_reply(e) {
+                self.conn = None;
+            }
+        }
+        result
+    }
+}
+
+/// Whether the error is a reply from the server (the connection itself is fine).
+pub(crate) fn is_server_reply(e: &redis::RedisError) -> bool {
+    !(e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal())
+        && e.code().is_some()
+}
+
+/// Whether the error is `NOGROUP` (the stream or the group is gone).
+pub(crate) fn is_nogroup(e: &redis::RedisError) -> bool {
+    e.code() == Some("NOGROUP")
+}
+
+/// Whether the error is `BUSYGROUP` (the group exists already).
+pub(crate) fn is_busygroup(e: &redis::RedisError) -> bool {
+    e.code() == Some("BUSYGROUP")
+}

@@ -1,0 +1,153 @@
+//! Dead letters on Redis: written to `{stream}:dead-letter` with the seed's field names
+//! (`sourceStream`, `sourceMessageId`, `deliveries`, `deadLetteredAt`) plus ours (`subscriber`,
+//! `error`, `errorKind`), read back as [`DeadLetter`]s, and found again after a crash so an
+//! entry is never dead-lettered twice.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use event_bus_core::{DeadLetter, Failure, FailureKind};
+use redis::aio::ConnectionManager;
+use redis::{cmd, RedisResult, Value};
+
+use crate::keys::{event_type_of, id_millis};
+use crate::reply::{self, Entry};
+
+/// The fields of a dead letter for an entry of `source_stream`.
+pub(crate) struct DeadLetterFields<'a> {
+    pub(crate) source_stream: &'a str,
+    pub(crate) source_message_id: &'a str,
+    pub(crate) subscriber: &'a str,
+    pub(crate) deliveries: u32,
+    pub(crate) failure: &'a Failure,
+}
+
+/// `XADD {dl} * <original fields> sourceStream .. sourceMessageId .. deliveries ..
+/// deadLetteredAt .. subscriber .. error .. errorKind ..`.
+pub(crate) async fn write(
+    conn: &mut ConnectionManager,
+    dl_stream: &str,
+    original: &[(String, Vec<u8>)],
+    fields: DeadLetterFields<'_>,
+) -> RedisResult<String> {
+    let mut c = cmd("XADD");
+    c.arg(dl_stream).arg("*");
+    for (k, v) in original {
+        if !is_dead_letter_field(k) {
+            c.arg(k).arg(v);
+        }
+    }
+    c.arg("sourceStream")
+        .arg(fields.source_stream)
+        .arg("sourceMessageId")
+        .arg(fields.source_message_id)
+        .arg("deliveries")
+        .arg(fields.deliveries)
+        .arg("deadLetteredAt")
+        .arg(event_bus_core::format_timestamp(&Utc::now()))
+        .arg("subscriber")
+        .arg(fields.subscriber)
+        .arg("error")
+        .arg(&fields.failure.message)
+        .arg("errorKind")
+        .arg(fields.failure.kind.as_str());
+    let id: Value = c.query_async(conn).await?;
+    Ok(reply::string(id).unwrap_or_default())
+}
+
+fn is_dead_letter_field(name: &str) -> bool {
+    matches!(
+        name,
+        "sourceStream"
+            | "sourceMessageId"
+            | "deliveries"
+            | "deadLetteredAt"
+            | "subscriber"
+            | "error"
+            | "errorKind"
+    )
+}
+
+/// The dead letter an entry of a dead-letter stream describes.
+pub(crate) fn parse(entry: Entry) -> DeadLetter {
+    let source_stream = entry.field_str("sourceStream").unwrap_or_default();
+    let mut letter = DeadLetter {
+        id: entry.id.clone(),
+        event_type: event_type_of(&source_stream).to_owned(),
+        source_message_id: entry.field_str("sourceMessageId").unwrap_or_default(),
+        subscriber: entry.field_str("subscriber").unwrap_or_default(),
+        deliveries: entry
+            .field_str("deliveries")
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0),
+        error: entry.field_str("error").unwrap_or_default(),
+        kind: entry
+            .field_str("errorKind")
+            .and_then(|k| FailureKind::parse(&k))
+            .unwrap_or(FailureKind::Handler),
+        dead_lettered_at: entry
+            .field_str("deadLetteredAt")
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default(),
+        payload: entry.field("event").map(<[u8]>::to_vec).unwrap_or_default(),
+        source_stream,
+    };
+    if letter.event_type.is_empty() {
+        letter.event_type = "?".to_owned();
+    }
+    letter
+}
+
+/// Every entry of a stream, read in pages.
+pub(crate) async fn read_all(
+    conn: &mut ConnectionManager,
+    stream: &str,
+    from: &str,
+) -> RedisResult<Vec<Entry>> {
+    let mut out = Vec::new();
+    let mut start = from.to_owned();
+    loop {
+        let page: Value = cmd("XRANGE")
+            .arg(stream)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(500)
+            .query_async(conn)
+            .await?;
+        let page = reply::entries(page);
+        let full = page.len() == 500;
+        if let Some(last) = page.last() {
+            start = format!("({}", last.id);
+        }
+        out.extend(page);
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
+/// Which of `ids` (entries of the source stream) `subscriber` already dead-lettered: after a
+/// crash between writing a dead letter and acknowledging the entry, the entry comes back, and
+/// must only be acknowledged.
+pub(crate) async fn already_dead_lettered(
+    conn: &mut ConnectionManager,
+    dl_stream: &str,
+    subscriber: &str,
+    ids: &[String],
+) -> RedisResult<HashSet<String>> {
+    let Some(oldest) = ids.iter().map(|id| id_millis(id)).min() else {
+        return Ok(HashSet::new());
+    };
+    // A dead letter is written after its entry was created, so only entries from then on can
+    // match.
+    let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let entries = read_all(conn, dl_stream, &format!("{oldest}-0")).await?;
+    Ok(entries
+        .iter()
+        .filter(|e| e.field("subscriber") == Some(subscriber.as_bytes()))
+        .filter_map(|e| e.field_str("sourceMessageId"))
+        .filter(|id| wanted.contains(id.as_str()))
+        .collect())
+}

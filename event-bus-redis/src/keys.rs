@@ -1,0 +1,33 @@
+//! Key names: `{prefix}:{EVENT_TYPE}` for an event type's stream, `{stream}:dead-letter` for its
+//! dead letters. Every command the runtime sends touches exactly one of these keys.
+
+/// The dead-letter stream of `stream`.
+pub(crate) fn dead_letter_stream(stream: &str) -> String {
+    format!("{stream}:dead-letter")
+}
+
+/// The event type a stream carries (the part after the last `:`).
+pub(crate) fn event_type_of(stream: &str) -> &str {
+    stream.rsplit(':').next().unwrap_or(stream)
+}
+
+/// The millisecond part of a stream entry id (`1700000000000-3` → `1700000000000`).
+pub(crate) fn id_millis(id: &str) -> u64 {
+    id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            dead_letter_stream("alga-psa:event-stream:global:TICKET_UPDATED"),
+            "alga-psa:event-stream:global:TICKET_UPDATED:dead-letter"
+        );
+        assert_eq!(event_type_of("event:TICKET_UPDATED"), "TICKET_UPDATED");
+        assert_eq!(id_millis("1700000000000-3"), 1_700_000_000_000);
+        assert_eq!(id_millis("garbage"), 0);
+    }
+}

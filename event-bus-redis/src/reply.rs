@@ -1,0 +1,211 @@
+//! Parsing stream replies (`XREADGROUP`, `XAUTOCLAIM`, `XCLAIM`, `XRANGE`, `XPENDING`) from
+//! `redis::Value`, for RESP2 and RESP3 alike, without intermediate maps.
+
+use redis::Value;
+
+/// One stream entry: its id and its fields in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) id: String,
+    pub(crate) fields: Vec<(String, Vec<u8>)>,
+}
+
+impl Entry {
+    /// The value of field `name`.
+    pub(crate) fn field(&self, name: &str) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Removes and returns field `name`.
+    pub(crate) fn take_field(&mut self, name: &str) -> Option<Vec<u8>> {
+        let i = self.fields.iter().position(|(k, _)| k == name)?;
+        Some(self.fields.swap_remove(i).1)
+    }
+
+    pub(crate) fn field_str(&self, name: &str) -> Option<String> {
+        self.field(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+pub(crate) fn bytes(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        Value::VerbatimString { text, .. } => Some(text.into_bytes()),
+        Value::Int(i) => Some(i.to_string().into_bytes()),
+        Value::Okay => Some(b"OK".to_vec()),
+        _ => None,
+    }
+}
+
+pub(crate) fn string(value: Value) -> Option<String> {
+    bytes(value).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+pub(crate) fn int(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(i) => Some(*i),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::SimpleString(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn items(value: Value) -> Vec<Value> {
+    match value {
+        Value::Array(v) | Value::Set(v) => v,
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        Value::Attribute { data, .. } => items(*data),
+        _ => Vec::new(),
+    }
+}
+
+/// One entry `[id, [field, value, ...]]`; `None` for a deleted entry (`[id, nil]`).
+fn entry(value: Value) -> Option<Entry> {
+    let mut parts = items(value).into_iter();
+    let id = string(parts.next()?)?;
+    let fields_value = parts.next()?;
+    if matches!(fields_value, Value::Nil) {
+        return None;
+    }
+    let mut fields = Vec::new();
+    let mut kv = items(fields_value).into_iter();
+    while let (Some(k), Some(v)) = (kv.next(), kv.next()) {
+        if let (Some(k), Some(v)) = (string(k), bytes(v)) {
+            fields.push((k, v));
+        }
+    }
+    Some(Entry { id, fields })
+}
+
+/// A list of entries (`XRANGE`, `XCLAIM`, one stream of `XREADGROUP`).
+pub(crate) fn entries(value: Value) -> Vec<Entry> {
+    items(value).into_iter().filter_map(entry).collect()
+}
+
+/// Whether a list-of-entries reply (`XCLAIM`) holds at least one live entry.
+pub(crate) fn has_entries(value: &Value) -> bool {
+    !entries(value.clone()).is_empty()
+}
+
+/// The entries of a single-stream `XREADGROUP` reply (nil on timeout).
+pub(crate) fn read_reply(value: Value) -> Vec<Entry> {
+    match value {
+        Value::Nil => Vec::new(),
+        Value::Map(pairs) => pairs
+            .into_iter()
+            .flat_map(|(_, v)| entries(v))
+            .collect(),
+        other => items(other)
+            .into_iter()
+            .flat_map(|stream| {
+                let mut parts = items(stream).into_iter();
+                let _key = parts.next();
+                parts.next().map(entries).unwrap_or_default()
+            })
+            .collect(),
+    }
+}
+
+/// `XAUTOCLAIM` reply: next cursor, claimed entries, ids deleted while pending.
+pub(crate) fn autoclaim_reply(value: Value) -> (String, Vec<Entry>, Vec<String>) {
+    let mut parts = items(value).into_iter();
+    let cursor = parts.next().and_then(string).unwrap_or_else(|| "0-0".to_owned());
+    let claimed = parts.next().map(entries).unwrap_or_default();
+    let deleted = parts
+        .next()
+        .map(|v| items(v).into_iter().filter_map(string).collect())
+        .unwrap_or_default();
+    (cursor, claimed, deleted)
+}
+
+/// One row of extended `XPENDING`: id, consumer, idle ms, deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pending {
+    pub(crate) id: String,
+    pub(crate) deliveries: u32,
+}
+
+pub(crate) fn pending_reply(value: Value) -> Vec<Pending> {
+    items(value)
+        .into_iter()
+        .filter_map(|row| {
+            let row = items(row);
+            let deliveries = u32::try_from(int(row.get(3)?)?).ok()?;
+            let id = string(row.into_iter().next()?)?;
+            Some(Pending { id, deliveries })
+        })
+        .collect()
+}
+
+/// A flat `[k, v, k, v]` or map reply (`XINFO`) as pairs.
+pub(crate) fn info_pairs(value: Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let mut it = items(value).into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        if let Some(k) = string(k) {
+            out.push((k, v));
+        }
+    }
+    out
+}
+
+/// An `XINFO GROUPS` / `XINFO CONSUMERS` reply: one pair list per row.
+pub(crate) fn info_rows(value: Value) -> Vec<Vec<(String, Value)>> {
+    items(value).into_iter().map(info_pairs).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn parses_a_resp2_read_reply() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk("event:T"),
+            Value::Array(vec![Value::Array(vec![
+                bulk("1-0"),
+                Value::Array(vec![bulk("event"), bulk("{}"), bulk("channel"), bulk("c")]),
+            ])]),
+        ])]);
+        let got = read_reply(reply);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].id, "1-0");
+        assert_eq!(got[0].field("event"), Some(&b"{}"[..]));
+        assert_eq!(got[0].field_str("channel").as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn parses_autoclaim_with_deleted_ids() {
+        let reply = Value::Array(vec![
+            bulk("0-0"),
+            Value::Array(vec![Value::Array(vec![
+                bulk("2-0"),
+                Value::Array(vec![bulk("event"), bulk("x")]),
+            ])]),
+            Value::Array(vec![bulk("1-0")]),
+        ]);
+        let (cursor, claimed, deleted) = autoclaim_reply(reply);
+        assert_eq!(cursor, "0-0");
+        assert_eq!(claimed[0].id, "2-0");
+        assert_eq!(deleted, vec!["1-0".to_owned()]);
+    }
+
+    #[test]
+    fn nil_read_is_empty() {
+        assert!(read_reply(Value::Nil).is_empty());
+    }
+}
+
+/// The elements of an array reply.
+pub(crate) fn info_pairs_list(value: Value) -> Vec<Value> {
+    items(value)
+}

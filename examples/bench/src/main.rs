@@ -1,0 +1,203 @@
+//! The benchmark driver: runs the workloads W1–W6 of `shared/bench/WORKLOADS.md` against a Redis,
+//! each on event-bus and on the floor (bare `redis` crate calls) in the same run, and prints one
+//! table with our figures as ratios of the floor's.
+//!
+//! ```text
+//! cargo run --release -p bench -- --redis-url redis://127.0.0.1:6379
+//! cargo run --release -p bench -- --workload W3,W6 --runs 5
+//! cargo run --release -p bench -- -n 200 --runs 1        # smoke test (CI)
+//! ```
+//!
+//! Exits 1 when any run failed its correctness check (events lost, duplicated, left pending or
+//! dead-lettered; a publish error), 2 when the driver cannot start.
+
+mod collector;
+mod drive;
+mod event;
+mod floor;
+mod report;
+mod roles;
+mod runner;
+mod workloads;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use crate::drive::Pattern;
+use crate::roles::{ChildSpec, Role, Side};
+use crate::runner::{Settings, Workload};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench",
+    about = "Runs the workloads W1–W6 on event-bus and on the bare-redis floor, and prints one table"
+)]
+struct Cli {
+    /// The Redis to run against (persistence off: `--save '' --appendonly no`).
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+
+    /// Workloads to run: W1..W6 or all; repeatable or comma-separated.
+    #[arg(long = "workload", short = 'w', value_delimiter = ',', default_value = "all")]
+    workloads: Vec<String>,
+
+    /// Events per workload, overriding WORKLOADS.md's N (W6: total events at --w6-rate, unless
+    /// --w6-seconds is given).
+    #[arg(short = 'n')]
+    n: Option<usize>,
+
+    /// Runs per workload and side (median and min–max are reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+
+    /// Stream prefix: the stream is `{prefix}:TICKET_UPDATED`.
+    #[arg(long, default_value = "bench")]
+    prefix: String,
+
+    /// W6 duration in seconds (default 10, or N / rate when -n is given).
+    #[arg(long)]
+    w6_seconds: Option<f64>,
+
+    /// W6 publish rate, events/s.
+    #[arg(long, default_value_t = 5000.0)]
+    w6_rate: f64,
+
+    /// Publishes in flight for W2, W3 and W4.
+    #[arg(long, default_value_t = 64)]
+    inflight: usize,
+
+    /// Subscribers (consumer groups) in W4.
+    #[arg(long, default_value_t = 8)]
+    w4_subscribers: usize,
+
+    /// A subscriber that handles nothing for this many seconds fails the run.
+    #[arg(long, default_value_t = 30)]
+    stall_seconds: u64,
+
+    /// Internal: run as a child process in this role.
+    #[arg(long, hide = true)]
+    role: Option<Role>,
+    #[arg(long, hide = true, default_value = "ours")]
+    side: Side,
+    #[arg(long, hide = true, default_value = "concurrent")]
+    pattern: Pattern,
+    #[arg(long, hide = true, default_value_t = 0)]
+    count: usize,
+    #[arg(long, hide = true, default_value_t = 5000.0)]
+    rate: f64,
+    #[arg(long, hide = true, default_value = "")]
+    group: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+
+    if let Some(role) = cli.role {
+        let code = roles::run_child(ChildSpec {
+            role,
+            side: cli.side,
+            url: cli.redis_url,
+            prefix: cli.prefix,
+            pattern: cli.pattern,
+            count: cli.count,
+            inflight: cli.inflight,
+            rate: cli.rate,
+            group: cli.group,
+            stall: Duration::from_secs(cli.stall_seconds),
+        })
+        .await;
+        return ExitCode::from(code as u8);
+    }
+
+    let mut selected = Vec::new();
+    for w in &cli.workloads {
+        if w.eq_ignore_ascii_case("all") {
+            selected.extend(Workload::ALL);
+        } else if let Some(w) = Workload::parse(w) {
+            selected.push(w);
+        } else {
+            eprintln!("bench: unknown workload {w:?} (expected W1..W6 or all)");
+            return ExitCode::from(2);
+        }
+    }
+    selected.sort();
+    selected.dedup();
+    if cli.runs == 0 {
+        eprintln!("bench: --runs must be at least 1");
+        return ExitCode::from(2);
+    }
+
+    let settings = Settings {
+        url: cli.redis_url.clone(),
+        prefix: cli.prefix.clone(),
+        runs: cli.runs,
+        n: cli.n,
+        w6_seconds: cli.w6_seconds,
+        w6_rate: cli.w6_rate,
+        inflight: cli.inflight,
+        w4_subscribers: cli.w4_subscribers,
+        stall: Duration::from_secs(cli.stall_seconds),
+    };
+
+    let mut admin = match floor::connect(&settings.url).await {
+        Ok(conn) => conn,
+        Err(e) => {
+            eprintln!("bench: cannot connect to {}: {e}", settings.url);
+            return ExitCode::from(2);
+        }
+    };
+    let version = floor::server_version(&mut admin)
+        .await
+        .unwrap_or_else(|e| format!("unknown ({e})"));
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let event_bytes = event::envelope_json().len();
+    eprintln!(
+        "bench: Redis {version} at {}, stream {}, envelope {event_bytes} bytes, {cores} cores, {} run(s) each",
+        settings.url,
+        event::stream_key(&settings.prefix),
+        settings.runs
+    );
+
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    for w in selected {
+        rows.push(runner::run_workload(w, &settings, &mut admin).await);
+    }
+
+    println!();
+    println!(
+        "event-bus benchmark: Redis {version}, {cores} cores, envelope {event_bytes} bytes, \
+         stream {}, {} run(s) per figure, {:.0} s",
+        event::stream_key(&settings.prefix),
+        settings.runs,
+        started.elapsed().as_secs_f64()
+    );
+    println!();
+    print!("{}", runner::table(&rows));
+    println!();
+    for line in runner::latency_details(&rows) {
+        println!("{line}");
+    }
+    let failures: Vec<String> = rows.iter().flat_map(runner::Row::failures).collect();
+    if failures.is_empty() {
+        println!("all correctness checks passed");
+        ExitCode::SUCCESS
+    } else {
+        println!();
+        println!("FAILED correctness checks:");
+        for f in &failures {
+            println!("  {f}");
+        }
+        ExitCode::from(1)
+    }
+}

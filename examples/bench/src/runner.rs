@@ -1,0 +1,554 @@
+//! Runs the workloads W1–W6 of WORKLOADS.md, each `runs` times on both sides (event-bus and the
+//! floor), checks each run's correctness, and builds the table.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+
+use crate::collector::{Collector, Summary};
+use crate::drive::Pattern;
+use crate::event::{dead_letter_key, stream_key};
+use crate::report::{mib_cell, ms_cell, rate_cell, Percentiles, Spread, Table};
+use crate::roles::{self, ChildSpec, PublisherReport, Role, Side, SubscriberReport};
+use crate::{floor, workloads};
+
+/// One workload of WORKLOADS.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Workload {
+    W1,
+    W2,
+    W3,
+    W4,
+    W5,
+    W6,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 6] = [Self::W1, Self::W2, Self::W3, Self::W4, Self::W5, Self::W6];
+
+    /// Parses `W3`, `w3` or `3`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let digit = s.strip_prefix(['W', 'w']).unwrap_or(s);
+        match digit {
+            "1" => Some(Self::W1),
+            "2" => Some(Self::W2),
+            "3" => Some(Self::W3),
+            "4" => Some(Self::W4),
+            "5" => Some(Self::W5),
+            "6" => Some(Self::W6),
+            _ => None,
+        }
+    }
+
+    fn default_n(self) -> usize {
+        match self {
+            Self::W1 => 20_000,
+            Self::W2 => 50_000,
+            Self::W3 | Self::W4 => 20_000,
+            Self::W5 => 200_000,
+            Self::W6 => 50_000,
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Self::W1 => "publish, 1 in flight",
+            Self::W2 => "publish, 64 in flight",
+            Self::W3 => "publish + 1 subscriber",
+            Self::W4 => "publish + 8 subscribers",
+            Self::W5 => "drain a backlog",
+            Self::W6 => "steady rate, latency",
+        }
+    }
+
+    /// The target ratio to the floor (for reading the table; not asserted).
+    fn target(self) -> Option<f64> {
+        match self {
+            Self::W1 => Some(0.90),
+            Self::W2 | Self::W3 | Self::W4 | Self::W5 => Some(0.80),
+            Self::W6 => None,
+        }
+    }
+
+    fn has_latency(self) -> bool {
+        matches!(self, Self::W3 | Self::W4 | Self::W6)
+    }
+}
+
+impl fmt::Display for Workload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Ours => "event-bus",
+            Side::Floor => "floor",
+        })
+    }
+}
+
+/// How the workloads are sized and where they run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub url: String,
+    pub prefix: String,
+    pub runs: usize,
+    /// Overrides every workload's N (W6: its event count, unless `w6_seconds` is given).
+    pub n: Option<usize>,
+    pub w6_seconds: Option<f64>,
+    pub w6_rate: f64,
+    pub inflight: usize,
+    pub w4_subscribers: usize,
+    /// A subscriber that handles nothing for this long has failed.
+    pub stall: Duration,
+}
+
+impl Settings {
+    /// The number of events of `w`.
+    pub fn count(&self, w: Workload) -> usize {
+        match (w, self.w6_seconds, self.n) {
+            (Workload::W6, Some(secs), _) => ((secs * self.w6_rate).round() as usize).max(1),
+            (_, _, Some(n)) => n.max(1),
+            _ => w.default_n(),
+        }
+    }
+}
+
+/// One side's result of one run.
+#[derive(Debug, Clone, Default)]
+pub struct Measure {
+    pub rate: f64,
+    pub latency: Option<Percentiles>,
+    pub rss_kib: Option<u64>,
+    pub error: Option<String>,
+}
+
+impl Measure {
+    fn failed(error: String) -> Self {
+        Self {
+            error: Some(error),
+            ..Self::default()
+        }
+    }
+}
+
+/// All runs of one workload.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub workload: Workload,
+    pub n: usize,
+    pub ours: Vec<Measure>,
+    pub floor: Vec<Measure>,
+}
+
+impl Row {
+    pub fn failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (side, runs) in [(Side::Ours, &self.ours), (Side::Floor, &self.floor)] {
+            for (i, m) in runs.iter().enumerate() {
+                if let Some(e) = &m.error {
+                    out.push(format!("{} {side} run {}: {e}", self.workload, i + 1));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Runs `w` `settings.runs` times on both sides, printing progress to stderr.
+pub async fn run_workload(
+    w: Workload,
+    settings: &Settings,
+    admin: &mut MultiplexedConnection,
+) -> Row {
+    let n = settings.count(w);
+    let mut row = Row {
+        workload: w,
+        n,
+        ours: Vec::new(),
+        floor: Vec::new(),
+    };
+    for run in 1..=settings.runs {
+        for side in [Side::Floor, Side::Ours] {
+            eprintln!("running {w} run {run}/{} ({side}, N = {n})...", settings.runs);
+            let m = run_once(w, side, n, settings, admin).await;
+            if let Some(e) = &m.error {
+                eprintln!("  {w} {side} run {run} FAILED: {e}");
+            }
+            match side {
+                Side::Ours => row.ours.push(m),
+                Side::Floor => row.floor.push(m),
+            }
+        }
+        let (o, f) = (&row.ours[run - 1], &row.floor[run - 1]);
+        let mut line = format!(
+            "{w} run {run}/{}: event-bus {}/s, floor {}/s",
+            settings.runs,
+            crate::report::thousands(o.rate),
+            crate::report::thousands(f.rate),
+        );
+        if f.rate > 0.0 {
+            line.push_str(&format!(", ratio {:.2}", o.rate / f.rate));
+        }
+        if let (Some(ol), Some(fl)) = (o.latency, f.latency) {
+            line.push_str(&format!(
+                "; latency p50/p99/max ms: event-bus {:.2}/{:.2}/{:.2}, floor {:.2}/{:.2}/{:.2}",
+                ol.p50, ol.p99, ol.max, fl.p50, fl.p99, fl.max
+            ));
+        }
+        if let (Some(orss), Some(frss)) = (o.rss_kib, f.rss_kib) {
+            line.push_str(&format!(
+                "; peak RSS event-bus {:.1} MiB, floor {:.1} MiB",
+                orss as f64 / 1024.0,
+                frss as f64 / 1024.0
+            ));
+        }
+        eprintln!("{line}");
+    }
+    let keys = [stream_key(&settings.prefix), dead_letter_key(&settings.prefix)];
+    let _ = floor::reset(admin, &keys).await;
+    row
+}
+
+async fn run_once(
+    w: Workload,
+    side: Side,
+    n: usize,
+    settings: &Settings,
+    admin: &mut MultiplexedConnection,
+) -> Measure {
+    let keys = [stream_key(&settings.prefix), dead_letter_key(&settings.prefix)];
+    if let Err(e) = floor::reset(admin, &keys).await {
+        return Measure::failed(format!("reset streams: {e}"));
+    }
+    let result = match w {
+        Workload::W1 => publish_only(side, Pattern::Sequential, n, settings, admin).await,
+        Workload::W2 => publish_only(side, Pattern::Concurrent, n, settings, admin).await,
+        Workload::W3 => live(side, 1, Pattern::Concurrent, n, settings, admin).await,
+        Workload::W4 => live(side, settings.w4_subscribers, Pattern::Concurrent, n, settings, admin).await,
+        Workload::W5 => backlog(side, n, settings, admin).await,
+        Workload::W6 => live(side, 1, Pattern::Paced, n, settings, admin).await,
+    };
+    result.unwrap_or_else(Measure::failed)
+}
+
+/// W1 / W2: publish `n` events in `pattern`; the figure is events/s.
+async fn publish_only(
+    side: Side,
+    pattern: Pattern,
+    n: usize,
+    settings: &Settings,
+    admin: &mut MultiplexedConnection,
+) -> Result<Measure, String> {
+    let key = stream_key(&settings.prefix);
+    let elapsed = match side {
+        Side::Floor => {
+            let conn = floor::connect(&settings.url)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            floor::publish(&conn, &key, pattern, n, settings.inflight, 0.0)
+                .await
+                .map_err(|e| format!("floor publish: {e}"))?
+        }
+        Side::Ours => {
+            let bus = workloads::publishing_bus(&settings.url, &settings.prefix).await?;
+            workloads::publish(&bus, pattern, n, settings.inflight, 0.0).await?
+        }
+    };
+    let mut m = Measure {
+        rate: n as f64 / elapsed.as_secs_f64(),
+        ..Measure::default()
+    };
+    let len = floor::xlen(admin, &key).await.map_err(|e| format!("XLEN: {e}"))?;
+    if len != n as u64 {
+        m.error = Some(format!("stream holds {len} entries after publishing {n}"));
+    }
+    Ok(m)
+}
+
+/// W3 / W4 / W6: `k` subscribers (groups) running here while a child process publishes.
+async fn live(
+    side: Side,
+    k: usize,
+    pattern: Pattern,
+    n: usize,
+    settings: &Settings,
+    admin: &mut MultiplexedConnection,
+) -> Result<Measure, String> {
+    let key = stream_key(&settings.prefix);
+    let groups: Vec<(String, Arc<Collector>)> = (0..k)
+        .map(|i| {
+            let name = match side {
+                Side::Ours => format!("bench-sub-{i}"),
+                Side::Floor => format!("floor-sub-{i}"),
+            };
+            (name, Arc::new(Collector::new(n, true)))
+        })
+        .collect();
+    let target = n as u64;
+
+    // Start the subscribers.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut floor_tasks = Vec::new();
+    let mut running = None;
+    match side {
+        Side::Floor => {
+            for (group, collector) in &groups {
+                floor::create_group(admin, &key, group)
+                    .await
+                    .map_err(|e| format!("XGROUP CREATE: {e}"))?;
+                let (url, key, group) = (settings.url.clone(), key.clone(), group.clone());
+                let (collector, stop) = (Arc::clone(collector), Arc::clone(&stop));
+                floor_tasks.push(tokio::spawn(async move {
+                    floor::consume(&url, &key, &group, "c1", &collector, target, stop).await
+                }));
+            }
+        }
+        Side::Ours => {
+            let (_bus, run) = workloads::start_subscribers(&settings.url, &settings.prefix, &groups).await?;
+            running = Some(run);
+        }
+    }
+
+    // Another process publishes.
+    let spec = ChildSpec {
+        role: Role::Publisher,
+        side,
+        url: settings.url.clone(),
+        prefix: settings.prefix.clone(),
+        pattern,
+        count: n,
+        inflight: settings.inflight,
+        rate: settings.w6_rate,
+        group: String::new(),
+        stall: settings.stall,
+    };
+    let mut errors = Vec::new();
+    match roles::spawn(&spec) {
+        Ok(child) => match roles::wait::<PublisherReport>(child).await {
+            Ok(report) => {
+                if let Some(e) = report.error {
+                    errors.push(format!("publisher: {e}"));
+                }
+            }
+            Err(e) => errors.push(format!("publisher: {e}")),
+        },
+        Err(e) => errors.push(e),
+    }
+
+    // Wait until every subscriber handled everything (or stalls), then stop them.
+    if errors.is_empty() {
+        for (group, collector) in &groups {
+            if !collector.wait_for(target, settings.stall).await {
+                errors.push(format!(
+                    "{group} stalled at {} of {target} events",
+                    collector.handled()
+                ));
+                break;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for task in floor_tasks {
+        match task.await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(bad)) => errors.push(format!("floor: {bad} entries failed to decode")),
+            Ok(Err(e)) => errors.push(e),
+            Err(e) => errors.push(format!("floor reader task: {e}")),
+        }
+    }
+    if let Some(run) = running {
+        if let Err(e) = workloads::stop(run).await {
+            errors.push(e);
+        }
+    }
+
+    // Check: every event handled exactly once by every subscriber, nothing left pending,
+    // nothing dead-lettered.
+    let summaries: Vec<Summary> = groups.iter().map(|(_, c)| c.summary()).collect();
+    for ((group, _), s) in groups.iter().zip(&summaries) {
+        if let Err(e) = s.check(target, group) {
+            errors.push(e);
+        }
+        match floor::pending(admin, &key, group).await {
+            Ok(0) => {}
+            Ok(p) => errors.push(format!("{group}: {p} entries still pending after shutdown")),
+            Err(e) => errors.push(format!("{group}: XPENDING: {e}")),
+        }
+    }
+    check_dead_letters(admin, settings, &mut errors).await;
+
+    let mut samples: Vec<f64> = groups.iter().flat_map(|(_, c)| c.latencies()).collect();
+    Ok(Measure {
+        rate: summaries.iter().map(Summary::rate).sum(),
+        latency: Percentiles::of(&mut samples),
+        rss_kib: None,
+        error: (!errors.is_empty()).then(|| errors.join("; ")),
+    })
+}
+
+/// W5: `n` events already in the stream, then one subscriber process starts and drains them.
+async fn backlog(
+    side: Side,
+    n: usize,
+    settings: &Settings,
+    admin: &mut MultiplexedConnection,
+) -> Result<Measure, String> {
+    let key = stream_key(&settings.prefix);
+    let conn = floor::connect(&settings.url)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    floor::publish(&conn, &key, Pattern::Concurrent, n, 256, 0.0)
+        .await
+        .map_err(|e| format!("filling the stream: {e}"))?;
+    let len = floor::xlen(admin, &key).await.map_err(|e| format!("XLEN: {e}"))?;
+    if len != n as u64 {
+        return Err(format!("stream holds {len} entries after filling {n}"));
+    }
+    let group = match side {
+        Side::Ours => "bench-drain",
+        Side::Floor => "floor-drain",
+    };
+    let spec = ChildSpec {
+        role: Role::Subscriber,
+        side,
+        url: settings.url.clone(),
+        prefix: settings.prefix.clone(),
+        pattern: Pattern::Concurrent,
+        count: n,
+        inflight: settings.inflight,
+        rate: 0.0,
+        group: group.to_owned(),
+        stall: settings.stall,
+    };
+    let report: SubscriberReport = roles::wait(roles::spawn(&spec)?).await?;
+    let mut errors = Vec::new();
+    if let Some(e) = report.error {
+        errors.push(e);
+    }
+    if let Err(e) = report.summary.check(n as u64, group) {
+        errors.push(e);
+    }
+    match floor::pending(admin, &key, group).await {
+        Ok(0) => {}
+        Ok(p) => errors.push(format!("{group}: {p} entries still pending after shutdown")),
+        Err(e) => errors.push(format!("{group}: XPENDING: {e}")),
+    }
+    check_dead_letters(admin, settings, &mut errors).await;
+    Ok(Measure {
+        rate: if report.start_to_last_s > 0.0 {
+            n as f64 / report.start_to_last_s
+        } else {
+            0.0
+        },
+        latency: None,
+        rss_kib: report.vm_hwm_kib,
+        error: (!errors.is_empty()).then(|| errors.join("; ")),
+    })
+}
+
+async fn check_dead_letters(admin: &mut MultiplexedConnection, settings: &Settings, errors: &mut Vec<String>) {
+    match floor::xlen(admin, &dead_letter_key(&settings.prefix)).await {
+        Ok(0) => {}
+        Ok(d) => errors.push(format!("{d} entries dead-lettered")),
+        Err(e) => errors.push(format!("XLEN dead-letter: {e}")),
+    }
+}
+
+fn spread(runs: &[Measure], f: impl Fn(&Measure) -> Option<f64>) -> Option<Spread> {
+    let values: Vec<f64> = runs.iter().filter(|m| m.error.is_none()).filter_map(f).collect();
+    Spread::of(&values)
+}
+
+fn latency_cell(runs: &[Measure]) -> String {
+    let p = |f: fn(&Percentiles) -> f64| spread(runs, |m| m.latency.as_ref().map(f)).map(|s| s.median);
+    match (p(|l| l.p50), p(|l| l.p99), p(|l| l.max)) {
+        (Some(a), Some(b), Some(c)) => format!("{a:.2} / {b:.2} / {c:.2}"),
+        _ => "-".into(),
+    }
+}
+
+/// The table: one row per workload.
+pub fn table(rows: &[Row]) -> String {
+    let mut t = Table::new([
+        "workload",
+        "N",
+        "event-bus, median (min–max)",
+        "floor, median (min–max)",
+        "ratio (target)",
+        "event-bus latency p50 / p99 / max ms",
+        "floor latency p50 / p99 / max ms",
+        "peak RSS event-bus / floor",
+        "check",
+    ]);
+    for row in rows {
+        let w = row.workload;
+        let ours = spread(&row.ours, |m| Some(m.rate));
+        let floor = spread(&row.floor, |m| Some(m.rate));
+        let ratio = match (ours, floor) {
+            (Some(o), Some(f)) if f.median > 0.0 => {
+                let r = o.median / f.median;
+                match w.target() {
+                    Some(t) => format!("{r:.2} (≥ {t:.2})"),
+                    None => format!("{r:.2}"),
+                }
+            }
+            _ => "-".into(),
+        };
+        let (lat_ours, lat_floor) = if w.has_latency() {
+            (latency_cell(&row.ours), latency_cell(&row.floor))
+        } else {
+            ("".into(), "".into())
+        };
+        let rss = if w == Workload::W5 {
+            let o = spread(&row.ours, |m| m.rss_kib.map(|k| k as f64));
+            let f = spread(&row.floor, |m| m.rss_kib.map(|k| k as f64));
+            format!("{} / {}", mib_cell(o), mib_cell(f))
+        } else {
+            String::new()
+        };
+        let failures = row.failures().len();
+        let check = if failures == 0 {
+            "ok".to_owned()
+        } else {
+            format!("FAILED ({failures})")
+        };
+        t.row(vec![
+            format!("{w} {}", w.what()),
+            crate::report::thousands(row.n as f64),
+            rate_cell(ours),
+            rate_cell(floor),
+            ratio,
+            lat_ours,
+            lat_floor,
+            rss,
+            check,
+        ]);
+    }
+    t.render()
+}
+
+/// Per-run latency spreads (median and min–max over runs), for the lines under the table.
+pub fn latency_details(rows: &[Row]) -> Vec<String> {
+    let mut out = Vec::new();
+    for row in rows.iter().filter(|r| r.workload.has_latency()) {
+        for (side, runs) in [(Side::Ours, &row.ours), (Side::Floor, &row.floor)] {
+            let s = |f: fn(&Percentiles) -> f64| spread(runs, |m| m.latency.as_ref().map(f));
+            out.push(format!(
+                "{} {side} latency ms: p50 {}, p99 {}, max {}",
+                row.workload,
+                ms_cell(s(|l| l.p50)),
+                ms_cell(s(|l| l.p99)),
+                ms_cell(s(|l| l.max)),
+            ));
+        }
+    }
+    out
+}

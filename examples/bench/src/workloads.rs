@@ -1,0 +1,89 @@
+//! Our side of each workload: the same work through `event_bus_redis::RedisBus`.
+//!
+//! Subscribers are registered explicitly (`Subscriber::new` + `.discover(false)`), start at the
+//! earliest entry, and run a no-op handler that records the event into a [`Collector`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use event_bus_core::{Context, Envelope, HandlerError, StartFrom, Subscriber};
+use event_bus_redis::{RedisBus, RunningRedisBus};
+
+use crate::collector::Collector;
+use crate::drive::{self, Pattern};
+use crate::event::{payload, TicketUpdated};
+
+/// A bus that only publishes.
+pub async fn publishing_bus(url: &str, prefix: &str) -> Result<RedisBus, String> {
+    RedisBus::builder()
+        .url(url)
+        .prefix(prefix)
+        .discover(false)
+        .build()
+        .await
+        .map_err(|e| format!("event-bus: build: {e}"))
+}
+
+/// Publishes `n` fresh events with `bus.publish` in `pattern`; returns the time it took.
+pub async fn publish(
+    bus: &RedisBus,
+    pattern: Pattern,
+    n: usize,
+    inflight: usize,
+    rate: f64,
+) -> Result<Duration, String> {
+    drive::run(pattern, n, inflight, rate, || async {
+        bus.publish(payload()).await.map(drop)
+    })
+    .await
+    .map_err(|e| format!("event-bus: publish: {e}"))
+}
+
+/// The benchmark subscriber: a no-op handler recording into `collector`.
+fn subscriber(name: &str, collector: Arc<Collector>) -> Subscriber {
+    Subscriber::new(
+        name.to_owned(),
+        move |event: Envelope<TicketUpdated>, _ctx: Context| {
+            let collector = Arc::clone(&collector);
+            async move {
+                collector.record(event.id, event.timestamp);
+                Ok::<(), HandlerError>(())
+            }
+        },
+    )
+    .start(StartFrom::Earliest)
+}
+
+/// Builds a bus running one subscriber per `(group name, collector)` and starts it.
+pub async fn start_subscribers(
+    url: &str,
+    prefix: &str,
+    groups: &[(String, Arc<Collector>)],
+) -> Result<(RedisBus, RunningRedisBus), String> {
+    // Without discovery, the event type is registered explicitly too.
+    let mut builder = RedisBus::builder()
+        .url(url)
+        .prefix(prefix)
+        .discover(false)
+        .register_event::<TicketUpdated>();
+    for (name, collector) in groups {
+        builder = builder.subscribe(subscriber(name, Arc::clone(collector)));
+    }
+    let bus = builder
+        .build()
+        .await
+        .map_err(|e| format!("event-bus: build: {e}"))?;
+    let running = bus
+        .start()
+        .await
+        .map_err(|e| format!("event-bus: start: {e}"))?;
+    Ok((bus, running))
+}
+
+/// Shuts a running bus down (in-flight handlers finish and ack).
+pub async fn stop(running: RunningRedisBus) -> Result<(), String> {
+    running
+        .shutdown()
+        .await
+        .map_err(|e| format!("event-bus: shutdown: {e}"))
+}

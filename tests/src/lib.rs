@@ -1,0 +1,55 @@
+//! Test support for the workspace-level tests: one API over both buses ([`AnyBus`]), a probe
+//! event with subscribers whose behaviour each event controls, a recorder of every delivery,
+//! a private `redis-server` for tests that kill or restart Redis, and a TCP proxy that can
+//! black-hole a connection.
+
+pub mod bus;
+pub mod probe;
+pub mod proxy;
+pub mod server;
+
+pub use bus::{AnyBus, AnyRunning, BusKind, TestBus};
+pub use probe::{Probe, Recorder};
+
+/// The shared Redis of the machine (`EVENT_BUS_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`).
+pub fn redis_url() -> String {
+    std::env::var("EVENT_BUS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A key prefix no other test uses: `test:{name}:{random}`.
+pub fn unique_prefix(name: &str) -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("test:{name}:{}", &random[..12])
+}
+
+/// Deletes every key under `prefix` on the Redis at `url`.
+pub async fn delete_prefix(url: &str, prefix: &str) -> redis::RedisResult<()> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await?;
+        for key in keys {
+            let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}

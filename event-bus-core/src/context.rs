@@ -138,6 +138,12 @@ impl Context {
         )
     }
 
+    /// The same context with another attempt number (for testing retry-dependent handlers).
+    pub fn with_attempt(mut self, attempt: u32) -> Self {
+        self.attempt = attempt;
+        self
+    }
+
     /// The tenant of the event.
     pub fn tenant_id(&self) -> Uuid {
         self.tenant_id
@@ -165,12 +171,9 @@ impl Context {
 
     /// The shared value of type `T` handed to the bus builder with `.state(value)`.
     pub fn state<T: Send + Sync + 'static>(&self) -> Result<&T, MissingState> {
-        self.shared
-            .state
-            .get::<T>()
-            .ok_or_else(|| MissingState {
-                type_name: std::any::type_name::<T>().into(),
-            })
+        self.shared.state.get::<T>().ok_or_else(|| MissingState {
+            type_name: std::any::type_name::<T>().into(),
+        })
     }
 
     /// Publishes a follow-up event on the same bus.

@@ -86,10 +86,15 @@ impl Failure {
     }
 
     fn from_handler(error: HandlerError) -> Self {
+        // Missing state is a configuration mistake: retrying cannot fix it.
+        let missing_state = error
+            .source()
+            .downcast_ref::<crate::error::MissingState>()
+            .is_some();
         Self {
             kind: FailureKind::Handler,
             message: error.to_string(),
-            permanent: error.is_permanent(),
+            permanent: error.is_permanent() || missing_state,
         }
     }
 
@@ -366,7 +371,7 @@ impl Dispatcher {
             Err(panic) => Err(Failure::from_panic(panic)),
         };
         if let Err(failure) = &result {
-            span.in_scope(|| tracing::warn!(%failure, "delivery failed"));
+            span.in_scope(|| tracing::debug!(%failure, "attempt failed"));
         }
         result
     }

@@ -215,7 +215,9 @@ impl fmt::Display for HandlerError {
 
 /// A state value was asked for with `ctx.state::<T>()` but never handed to the bus builder.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("no shared state of type `{type_name}`: hand it to the bus with `.state(value)` when building")]
+#[error(
+    "no shared state of type `{type_name}`: hand it to the bus with `.state(value)` when building"
+)]
 pub struct MissingState {
     /// The type asked for.
     pub type_name: Cow<'static, str>,

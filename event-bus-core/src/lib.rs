@@ -60,21 +60,23 @@ mod subscriber;
 mod validation;
 
 pub use context::{Context, State};
+pub use dead_letter::{DeadLetter, DeadLetterError};
 pub use dispatch::{Failure, FailureKind, RetryPolicy};
 pub use envelope::{format_timestamp, Envelope, EventMeta};
 pub use error::{BoxError, HandlerError, MissingState, PublishError, ShutdownError, StartError};
 pub use event::{channel_name, is_valid_event_type, Event};
-pub use dead_letter::{DeadLetter, DeadLetterError};
 pub use memory::{MemoryBus, MemoryBusBuilder, RunningMemoryBus};
 pub use publish::{encode, encode_envelope, EncodedEvent, Published, Publisher};
-pub use registry::{registered_events, registered_subscribers, EventRegistration, SubscriberRegistration};
+pub use registry::{
+    registered_events, registered_subscribers, EventRegistration, SubscriberRegistration,
+};
 pub use subscriber::{Ordering, StartFrom, Subscriber, SubscriberOptions};
 pub use validation::{ValidationErrors, ValidationIssue};
 
-/// Derives [`Event`] for a payload struct. See the crate docs and the README for attributes.
-pub use event_bus_macros::Event;
 /// Declares an async function as a subscriber of one event type.
 pub use event_bus_macros::subscriber;
+/// Derives [`Event`] for a payload struct. See the crate docs and the README for attributes.
+pub use event_bus_macros::Event;
 
 /// What generated code names. Not public API: it changes without notice.
 #[doc(hidden)]

@@ -185,7 +185,10 @@ impl std::fmt::Debug for BusInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryBus")
             .field("prefix", &self.options.prefix)
-            .field("outstanding", &self.outstanding.load(AtomicOrdering::Relaxed))
+            .field(
+                "outstanding",
+                &self.outstanding.load(AtomicOrdering::Relaxed),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -243,7 +246,10 @@ impl BusInner {
 }
 
 impl Publisher for BusInner {
-    fn publish_encoded(&self, event: EncodedEvent) -> BoxFuture<'_, Result<Published, PublishError>> {
+    fn publish_encoded(
+        &self,
+        event: EncodedEvent,
+    ) -> BoxFuture<'_, Result<Published, PublishError>> {
         let result = self.write(event);
         Box::pin(async move { result })
     }
@@ -301,7 +307,10 @@ impl MemoryBus {
                 stream: channel_name(&self.inner.options.prefix, subscriber.event_type()),
             };
             if subscriber.options().start == StartFrom::Earliest {
-                for entry in backlog.iter().filter(|e| e.event_type == subscriber.event_type()) {
+                for entry in backlog
+                    .iter()
+                    .filter(|e| e.event_type == subscriber.event_type())
+                {
                     self.inner.deliver(
                         &tx,
                         Message::new(Arc::clone(&entry.id), entry.payload.clone(), 1),
@@ -340,7 +349,11 @@ impl MemoryBus {
     pub async fn replay_dead_letter(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
         let id = letter.id.as_str();
         let letter = {
-            let dead = self.inner.dead.lock().unwrap_or_else(PoisonError::into_inner);
+            let dead = self
+                .inner
+                .dead
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             dead.iter()
                 .find(|d| d.id == id)
                 .cloned()
@@ -378,14 +391,21 @@ impl MemoryBus {
 
     /// Deletes every dead letter; returns how many there were.
     pub async fn purge_dead_letters(&self) -> Result<usize, DeadLetterError> {
-        let mut dead = self.inner.dead.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut dead = self
+            .inner
+            .dead
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let n = dead.len();
         dead.clear();
         Ok(n)
     }
 }
 
-async fn feed(mut rx: mpsc::UnboundedReceiver<Message>, pool: WorkerPool<MemorySink>) -> WorkerPool<MemorySink> {
+async fn feed(
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    pool: WorkerPool<MemorySink>,
+) -> WorkerPool<MemorySink> {
     while let Some(message) = rx.recv().await {
         if !pool.submit(message).await {
             break;
@@ -460,7 +480,10 @@ impl Sink for MemorySink {
     }
 
     async fn dead_letter(&self, message: Message, failure: Failure) {
-        let id = format!("{}-0", self.bus.seq.fetch_add(1, AtomicOrdering::Relaxed) + 1);
+        let id = format!(
+            "{}-0",
+            self.bus.seq.fetch_add(1, AtomicOrdering::Relaxed) + 1
+        );
         tracing::warn!(
             subscriber = %self.subscriber,
             message_id = %message.id,

@@ -82,7 +82,10 @@ pub fn encode_envelope<E: Event>(envelope: &Envelope<E>) -> Result<EncodedEvent,
 /// Writes encoded events: implemented by each bus, used by [`Context::publish`](crate::Context::publish).
 pub trait Publisher: Send + Sync + 'static {
     /// Writes one event.
-    fn publish_encoded(&self, event: EncodedEvent) -> BoxFuture<'_, Result<Published, PublishError>>;
+    fn publish_encoded(
+        &self,
+        event: EncodedEvent,
+    ) -> BoxFuture<'_, Result<Published, PublishError>>;
 }
 
 /// The publisher of a context built outside any bus: refuses everything.

@@ -69,7 +69,11 @@ struct BusInner {
     consumer: String,
     counters: Arc<Counters>,
     /// The running consumers by subscriber name (for replays).
-    running: Mutex<Option<HashMap<String, Arc<event_bus_core::runtime::WorkerPool<crate::consumer::RedisSink>>>>>,
+    running: Mutex<
+        Option<
+            HashMap<String, Arc<event_bus_core::runtime::WorkerPool<crate::consumer::RedisSink>>>,
+        >,
+    >,
 }
 
 impl BusInner {
@@ -121,7 +125,10 @@ impl BusInner {
 }
 
 impl Publisher for BusInner {
-    fn publish_encoded(&self, event: EncodedEvent) -> BoxFuture<'_, Result<Published, PublishError>> {
+    fn publish_encoded(
+        &self,
+        event: EncodedEvent,
+    ) -> BoxFuture<'_, Result<Published, PublishError>> {
         Box::pin(self.write(event))
     }
 }
@@ -156,11 +163,15 @@ impl RedisBus {
     }
 
     pub(crate) async fn connect(mut config: RedisConfig) -> Result<Self, StartError> {
-        let url = config.url.clone().ok_or_else(|| StartError::InvalidOption {
-            subscriber: String::new(),
-            message: "no Redis URL: call `.url(\"redis://...\")` on the builder".to_owned(),
-        })?;
-        let client = Client::open(url.as_str()).map_err(transport(format!("a client for {url}")))?;
+        let url = config
+            .url
+            .clone()
+            .ok_or_else(|| StartError::InvalidOption {
+                subscriber: String::new(),
+                message: "no Redis URL: call `.url(\"redis://...\")` on the builder".to_owned(),
+            })?;
+        let client =
+            Client::open(url.as_str()).map_err(transport(format!("a client for {url}")))?;
         let conn = connection::manager(&client, config.response_timeout)
             .await
             .map_err(transport(format!("a connection to {url}")))?;
@@ -170,7 +181,10 @@ impl RedisBus {
         if retry.max_backoff() > cap {
             config.common.retry = retry.backoff(retry.initial_backoff().min(cap), cap);
         }
-        let consumer = config.consumer_name.clone().unwrap_or_else(default_consumer_name);
+        let consumer = config
+            .consumer_name
+            .clone()
+            .unwrap_or_else(default_consumer_name);
         Ok(Self {
             inner: Arc::new(BusInner {
                 config,
@@ -223,7 +237,11 @@ impl RedisBus {
     pub async fn start(&self) -> Result<RunningRedisBus, StartError> {
         let resolved = self.inner.config.common.selection.resolve()?;
         {
-            let mut running = self.inner.running.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut running = self
+                .inner
+                .running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if running.is_some() {
                 return Err(StartError::AlreadyStarted);
             }
@@ -238,7 +256,8 @@ impl RedisBus {
         for subscriber in resolved.subscribers {
             let stream = channel_name(&self.inner.config.common.prefix, subscriber.event_type());
             let name = subscriber.name().to_owned();
-            let dispatcher = Dispatcher::new(subscriber, shared.clone(), self.inner.config.common.retry);
+            let dispatcher =
+                Dispatcher::new(subscriber, shared.clone(), self.inner.config.common.retry);
             let consumer = Consumer::start(
                 dispatcher,
                 stream.clone(),
@@ -257,10 +276,18 @@ impl RedisBus {
                         consumers,
                     };
                     let _ = running.shutdown().await;
-                    return Err(transport(format!("the consumer group {name} on {stream}"))(e));
+                    return Err(transport(format!("the consumer group {name} on {stream}"))(
+                        e,
+                    ));
                 }
             };
-            if let Some(map) = self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            if let Some(map) = self
+                .inner
+                .running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_mut()
+            {
                 map.insert(name, Arc::clone(&consumer.pool));
             }
             consumers.push(consumer);
@@ -289,7 +316,11 @@ impl RedisBus {
     /// fails again, a new dead letter replaces it.
     pub async fn replay_dead_letter(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
         let pool = {
-            let running = self.inner.running.lock().unwrap_or_else(PoisonError::into_inner);
+            let running = self
+                .inner
+                .running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             let map = running.as_ref().ok_or(DeadLetterError::NotRunning)?;
             map.get(&letter.subscriber)
                 .cloned()
@@ -361,10 +392,20 @@ impl RunningRedisBus {
     pub async fn shutdown(self) -> Result<(), ShutdownError> {
         let deadline = self.bus.inner.config.common.shutdown_timeout;
         let started = tokio::time::Instant::now();
+        // The replay map holds the pools (and through them each acker's channel): release it
+        // first, so each consumer's acker can drain and stop.
+        *self
+            .bus
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
         let mut result = Ok(());
         let mut tasks = Vec::new();
         for consumer in self.consumers {
-            tasks.push(tokio::spawn(async move { consumer.shutdown(deadline).await }));
+            tasks.push(tokio::spawn(
+                async move { consumer.shutdown(deadline).await },
+            ));
         }
         for task in tasks {
             match task.await {
@@ -373,8 +414,10 @@ impl RunningRedisBus {
                 Err(e) => result = Err(ShutdownError::Worker(e.to_string())),
             }
         }
-        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "redis bus shut down");
-        *self.bus.inner.running.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "redis bus shut down"
+        );
         result
     }
 }

@@ -8,13 +8,18 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::{AsyncConnectionConfig, Client, Cmd, RedisResult, Value};
 
 /// The manager for ordinary commands: reconnects by itself after Redis restarts.
-pub(crate) async fn manager(client: &Client, response_timeout: Duration) -> RedisResult<ConnectionManager> {
+pub(crate) async fn manager(
+    client: &Client,
+    response_timeout: Duration,
+) -> RedisResult<ConnectionManager> {
     let config = ConnectionManagerConfig::new()
         .set_response_timeout(Some(response_timeout))
         .set_connection_timeout(Some(response_timeout))
-        .set_number_of_retries(4)
+        // Few, short reconnection attempts per request: while Redis is down, a publish fails
+        // fast and says so, instead of hanging for seconds; the next request tries again.
+        .set_number_of_retries(2)
         .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_secs(2));
+        .set_max_delay(Duration::from_millis(500));
     ConnectionManager::new_with_config(client.clone(), config).await
 }
 
@@ -28,7 +33,11 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub(crate) fn new(min: Duration, max: Duration) -> Self {
-        Self { next: min, min, max }
+        Self {
+            next: min,
+            min,
+            max,
+        }
     }
 
     /// The next delay (jittered down to half at most), doubling up to the cap.

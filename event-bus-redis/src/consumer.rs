@@ -299,7 +299,10 @@ impl Consumer {
     }
 
     /// Stops reading, drains the pool within `deadline`, flushes the acks.
-    pub(crate) async fn shutdown(self, deadline: Duration) -> Result<(), event_bus_core::ShutdownError> {
+    pub(crate) async fn shutdown(
+        self,
+        deadline: Duration,
+    ) -> Result<(), event_bus_core::ShutdownError> {
         let _ = self.stop.send(true);
         // The reader finishes its current read (at most one BLOCK) and hands over what it got.
         let _ = self.reader.await;
@@ -451,7 +454,14 @@ async fn maintenance_loop(
         if let Err(e) = remove_idle_consumers(&shared, settings.consumer_idle_timeout).await {
             tracing::warn!(stream = %shared.stream, group = %shared.group, error = %e, "removing idle consumers failed");
         }
-        if let Err(e) = crate::retention::apply(&shared.conn, &shared.stream, settings.retention, &shared.counters).await {
+        if let Err(e) = crate::retention::apply(
+            &shared.conn,
+            &shared.stream,
+            settings.retention,
+            &shared.counters,
+        )
+        .await
+        {
             tracing::warn!(stream = %shared.stream, error = %e, "retention failed");
         }
     }
@@ -493,14 +503,24 @@ async fn claim_stale(
             tracing::info!(stream = %shared.stream, group = %shared.group, count = claimed.len(), "claimed stale entries");
             let deliveries = delivery_counts(shared, &mut conn, &claimed).await?;
             let ids: Vec<String> = claimed.iter().map(|e| e.id.clone()).collect();
-            let done = dead_letter::already_dead_lettered(&mut conn, &shared.dl_stream, &shared.group, &ids).await?;
+            let done = dead_letter::already_dead_lettered(
+                &mut conn,
+                &shared.dl_stream,
+                &shared.group,
+                &ids,
+            )
+            .await?;
             for entry in claimed {
                 let attempt = deliveries.get(&entry.id).copied().unwrap_or(2);
                 if done.contains(&entry.id) {
                     // Dead-lettered by a consumer that died before acknowledging.
                     shared.ack_now(&entry.id).await;
                 } else if attempt > settings.max_attempts {
-                    let message = Message::new(entry.id.as_str(), entry.field("event").map(<[u8]>::to_vec).unwrap_or_default(), attempt - 1);
+                    let message = Message::new(
+                        entry.id.as_str(),
+                        entry.field("event").map(<[u8]>::to_vec).unwrap_or_default(),
+                        attempt - 1,
+                    );
                     pool.sink()
                         .dead_letter(
                             message,
@@ -559,7 +579,9 @@ async fn remove_idle_consumers(shared: &ConsumerShared, timeout: Duration) -> Re
     let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
     for row in reply::info_rows(value) {
         let get = |k: &str| row.iter().find(|(name, _)| name == k).map(|(_, v)| v);
-        let name = get("name").and_then(|v| reply::string(v.clone())).unwrap_or_default();
+        let name = get("name")
+            .and_then(|v| reply::string(v.clone()))
+            .unwrap_or_default();
         let pending = get("pending").and_then(reply::int).unwrap_or(1);
         let idle = get("idle").and_then(reply::int).unwrap_or(0);
         if name.is_empty() || name == shared.consumer || pending != 0 || idle < timeout_ms {

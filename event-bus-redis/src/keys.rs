@@ -13,7 +13,10 @@ pub(crate) fn event_type_of(stream: &str) -> &str {
 
 /// The millisecond part of a stream entry id (`1700000000000-3` → `1700000000000`).
 pub(crate) fn id_millis(id: &str) -> u64 {
-    id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or(0)
+    id.split('-')
+        .next()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -96,10 +96,7 @@ pub(crate) fn has_entries(value: &Value) -> bool {
 pub(crate) fn read_reply(value: Value) -> Vec<Entry> {
     match value {
         Value::Nil => Vec::new(),
-        Value::Map(pairs) => pairs
-            .into_iter()
-            .flat_map(|(_, v)| entries(v))
-            .collect(),
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(_, v)| entries(v)).collect(),
         other => items(other)
             .into_iter()
             .flat_map(|stream| {
@@ -114,7 +111,10 @@ pub(crate) fn read_reply(value: Value) -> Vec<Entry> {
 /// `XAUTOCLAIM` reply: next cursor, claimed entries, ids deleted while pending.
 pub(crate) fn autoclaim_reply(value: Value) -> (String, Vec<Entry>, Vec<String>) {
     let mut parts = items(value).into_iter();
-    let cursor = parts.next().and_then(string).unwrap_or_else(|| "0-0".to_owned());
+    let cursor = parts
+        .next()
+        .and_then(string)
+        .unwrap_or_else(|| "0-0".to_owned());
     let claimed = parts.next().map(entries).unwrap_or_default();
     let deleted = parts
         .next()
@@ -157,6 +157,11 @@ pub(crate) fn info_pairs(value: Value) -> Vec<(String, Value)> {
 /// An `XINFO GROUPS` / `XINFO CONSUMERS` reply: one pair list per row.
 pub(crate) fn info_rows(value: Value) -> Vec<Vec<(String, Value)>> {
     items(value).into_iter().map(info_pairs).collect()
+}
+
+/// The elements of an array reply.
+pub(crate) fn info_pairs_list(value: Value) -> Vec<Value> {
+    items(value)
 }
 
 #[cfg(test)]
@@ -203,9 +208,4 @@ mod tests {
     fn nil_read_is_empty() {
         assert!(read_reply(Value::Nil).is_empty());
     }
-}
-
-/// The elements of an array reply.
-pub(crate) fn info_pairs_list(value: Value) -> Vec<Value> {
-    items(value)
 }

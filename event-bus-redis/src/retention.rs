@@ -20,19 +20,40 @@ fn parse_id(id: &str) -> (u64, u64) {
 }
 
 /// The oldest id some group of `stream` still needs; `None` when the stream has no groups.
-pub(crate) async fn oldest_needed(conn: &mut ConnectionManager, stream: &str) -> RedisResult<Option<(u64, u64)>> {
-    let groups: Value = cmd("XINFO").arg("GROUPS").arg(stream).query_async(conn).await?;
+pub(crate) async fn oldest_needed(
+    conn: &mut ConnectionManager,
+    stream: &str,
+) -> RedisResult<Option<(u64, u64)>> {
+    let groups: Value = cmd("XINFO")
+        .arg("GROUPS")
+        .arg(stream)
+        .query_async(conn)
+        .await?;
     let mut oldest: Option<(u64, u64)> = None;
     for row in reply::info_rows(groups) {
-        let get = |k: &str| row.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
+        let get = |k: &str| {
+            row.iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+        };
         let name = get("name").and_then(reply::string).unwrap_or_default();
         let pending = get("pending").as_ref().and_then(reply::int).unwrap_or(0);
         let needed = if pending > 0 {
-            let summary: Value = cmd("XPENDING").arg(stream).arg(&name).query_async(conn).await?;
-            let min = reply::info_pairs_list(summary).get(1).cloned().and_then(reply::string).unwrap_or_default();
+            let summary: Value = cmd("XPENDING")
+                .arg(stream)
+                .arg(&name)
+                .query_async(conn)
+                .await?;
+            let min = reply::info_pairs_list(summary)
+                .get(1)
+                .cloned()
+                .and_then(reply::string)
+                .unwrap_or_default();
             parse_id(&min)
         } else {
-            let last = get("last-delivered-id").and_then(reply::string).unwrap_or_default();
+            let last = get("last-delivered-id")
+                .and_then(reply::string)
+                .unwrap_or_default();
             let (ms, seq) = parse_id(&last);
             (ms, seq.saturating_add(1))
         };
@@ -42,7 +63,12 @@ pub(crate) async fn oldest_needed(conn: &mut ConnectionManager, stream: &str) ->
 }
 
 /// Applies the retention policy to one stream.
-pub(crate) async fn apply(conn: &ConnectionManager, stream: &str, retention: Retention, counters: &Counters) -> RedisResult<()> {
+pub(crate) async fn apply(
+    conn: &ConnectionManager,
+    stream: &str,
+    retention: Retention,
+    counters: &Counters,
+) -> RedisResult<()> {
     let cap = match retention {
         Retention::Unbounded => return Ok(()),
         Retention::TrimHandled => None,
@@ -64,8 +90,18 @@ pub(crate) async fn apply(conn: &ConnectionManager, stream: &str, retention: Ret
         // Everything left is still needed by some group: the cap drops unhandled entries.
         let dropped = len - cap;
         Counters::add(&counters.trimmed_unhandled, dropped);
-        tracing::warn!(stream, cap, dropped, "retention cap reached: trimming entries that a consumer group has not handled yet");
-        let _: Value = cmd("XTRIM").arg(stream).arg("MAXLEN").arg(cap).query_async(&mut conn).await?;
+        tracing::warn!(
+            stream,
+            cap,
+            dropped,
+            "retention cap reached: trimming entries that a consumer group has not handled yet"
+        );
+        let _: Value = cmd("XTRIM")
+            .arg(stream)
+            .arg("MAXLEN")
+            .arg(cap)
+            .query_async(&mut conn)
+            .await?;
     }
     Ok(())
 }

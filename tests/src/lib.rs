@@ -13,7 +13,8 @@ pub use probe::{Probe, Recorder};
 
 /// The shared Redis of the machine (`EVENT_BUS_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`).
 pub fn redis_url() -> String {
-    std::env::var("EVENT_BUS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    std::env::var("EVENT_BUS_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
 /// A key prefix no other test uses: `test:{name}:{random}`.

@@ -92,7 +92,10 @@ impl Recorder {
 
     fn record(&self, attempt: Attempt) {
         if self.echo.load(std::sync::atomic::Ordering::SeqCst) {
-            println!("done {} {} {} {}", attempt.subscriber, attempt.seq, attempt.attempt, attempt.ok);
+            println!(
+                "done {} {} {} {}",
+                attempt.subscriber, attempt.seq, attempt.attempt, attempt.ok
+            );
         }
         if let Ok(mut a) = self.attempts.lock() {
             a.push(attempt);
@@ -103,7 +106,11 @@ impl Recorder {
     /// Successful handlings of `subscriber`, by seq.
     pub fn handled(&self, subscriber: &str) -> HashMap<u64, usize> {
         let mut out = HashMap::new();
-        for a in self.attempts().iter().filter(|a| a.ok && a.subscriber == subscriber) {
+        for a in self
+            .attempts()
+            .iter()
+            .filter(|a| a.ok && a.subscriber == subscriber)
+        {
             *out.entry(a.seq).or_insert(0) += 1;
         }
         out
@@ -144,7 +151,8 @@ impl Recorder {
 
     /// Waits until `subscriber` handled `n` distinct seqs.
     pub async fn wait_handled(&self, subscriber: &str, n: usize, timeout: Duration) -> bool {
-        self.wait_until(timeout, |r| r.handled(subscriber).len() >= n).await
+        self.wait_until(timeout, |r| r.handled(subscriber).len() >= n)
+            .await
     }
 }
 
@@ -168,7 +176,10 @@ async fn run(event: Envelope<Probe>, ctx: Context) -> Result<(), HandlerError> {
     }
     if p.permanent {
         recorder.record(attempt);
-        return Err(HandlerError::permanent(format!("probe {} fails permanently", p.seq)));
+        return Err(HandlerError::permanent(format!(
+            "probe {} fails permanently",
+            p.seq
+        )));
     }
     if ctx.attempt() <= p.fail_first || p.fail_in.as_deref() == Some(ctx.subscriber()) {
         recorder.record(attempt);
@@ -198,7 +209,12 @@ async fn probe_concurrent(event: Envelope<Probe>, ctx: Context) -> Result<(), Ha
     run(event, ctx).await
 }
 
-#[subscriber("PROBE", name = "probe-tenant-ordered", concurrency = 4, ordering = "tenant")]
+#[subscriber(
+    "PROBE",
+    name = "probe-tenant-ordered",
+    concurrency = 4,
+    ordering = "tenant"
+)]
 async fn probe_tenant_ordered(event: Envelope<Probe>, ctx: Context) -> Result<(), HandlerError> {
     run(event, ctx).await
 }

@@ -24,7 +24,9 @@ impl Proxy {
         let flag = Arc::clone(&blackholed);
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(&target).await else { continue };
+                let Ok(server) = TcpStream::connect(&target).await else {
+                    continue;
+                };
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
                 tokio::spawn(pipe(cr, sw, Arc::clone(&flag)));

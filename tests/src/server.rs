@@ -26,7 +26,8 @@ impl RedisServer {
     /// Starts one with persistence as the arguments say (e.g. `["--appendonly", "yes"]`).
     pub fn start(extra: &[&str]) -> Self {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("event-bus-redis-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("event-bus-redis-{}", uuid::Uuid::new_v4().simple()));
         if let Err(e) = std::fs::create_dir_all(&dir) {
             panic!("cannot create {}: {e}", dir.display());
         }

@@ -47,7 +47,10 @@ on_both_buses!(
 fn exactly_once(handled: &HashMap<u64, usize>, n: u64) {
     assert_eq!(handled.len() as u64, n, "distinct events handled");
     let duplicates: Vec<_> = handled.iter().filter(|(_, c)| **c != 1).collect();
-    assert!(duplicates.is_empty(), "handled more than once: {duplicates:?}");
+    assert!(
+        duplicates.is_empty(),
+        "handled more than once: {duplicates:?}"
+    );
     for seq in 0..n {
         assert!(handled.contains_key(&seq), "event {seq} not handled");
     }
@@ -62,7 +65,10 @@ async fn fan_out_delivers_every_event_once_to_every_subscriber(kind: BusKind) {
         bus.publish(Probe::new(tenant, seq)).await.expect("publish");
     }
     for sub in ["probe-a", "probe-b", "probe-concurrent"] {
-        assert!(t.recorder.wait_handled(sub, 60, WAIT).await, "{sub} did not finish");
+        assert!(
+            t.recorder.wait_handled(sub, 60, WAIT).await,
+            "{sub} did not finish"
+        );
     }
     running.shutdown().await.expect("shutdown");
     for sub in ["probe-a", "probe-b", "probe-concurrent"] {
@@ -99,7 +105,11 @@ async fn per_tenant_ordering_keeps_each_tenants_order(kind: BusKind) {
         p.sleep_ms = (seq * 7) % 5;
         bus.publish(p).await.expect("publish");
     }
-    assert!(t.recorder.wait_handled("probe-tenant-ordered", 90, WAIT).await);
+    assert!(
+        t.recorder
+            .wait_handled("probe-tenant-ordered", 90, WAIT)
+            .await
+    );
     running.shutdown().await.expect("shutdown");
     exactly_once(&t.recorder.handled("probe-tenant-ordered"), 90);
     for (i, tenant) in tenants.iter().enumerate() {
@@ -123,7 +133,9 @@ async fn transient_failures_are_retried_until_success(kind: BusKind) {
     let mut p = Probe::new(Uuid::new_v4(), 7);
     p.fail_first = 2;
     bus.publish(p).await.expect("publish");
-    bus.publish(Probe::new(Uuid::new_v4(), 8)).await.expect("publish");
+    bus.publish(Probe::new(Uuid::new_v4(), 8))
+        .await
+        .expect("publish");
     assert!(t.recorder.wait_handled("probe-retry3", 2, WAIT).await);
     running.shutdown().await.expect("shutdown");
     let attempts: Vec<(u32, bool)> = t
@@ -145,7 +157,9 @@ async fn always_failing_handler_is_dead_lettered_after_max_attempts(kind: BusKin
     let mut p = Probe::new(Uuid::new_v4(), 1);
     p.fail_first = u32::MAX;
     let published = bus.publish(p).await.expect("publish");
-    bus.publish(Probe::new(Uuid::new_v4(), 2)).await.expect("publish");
+    bus.publish(Probe::new(Uuid::new_v4(), 2))
+        .await
+        .expect("publish");
     let letters = bus.wait_dead_letters(1, WAIT).await;
     assert!(t.recorder.wait_handled("probe-retry3", 1, WAIT).await);
     running.shutdown().await.expect("shutdown");
@@ -158,8 +172,15 @@ async fn always_failing_handler_is_dead_lettered_after_max_attempts(kind: BusKin
     assert_eq!(letter.source_stream, format!("{}:PROBE", t.prefix));
     assert_eq!(letter.event_type, "PROBE");
     assert!(letter.error.contains("fails attempt 3"), "{}", letter.error);
-    assert!(letter.payload_str().contains(&published.event_id.to_string()));
-    let attempts: Vec<u32> = t.recorder.attempts_of("probe-retry3", 1).iter().map(|a| a.attempt).collect();
+    assert!(letter
+        .payload_str()
+        .contains(&published.event_id.to_string()));
+    let attempts: Vec<u32> = t
+        .recorder
+        .attempts_of("probe-retry3", 1)
+        .iter()
+        .map(|a| a.attempt)
+        .collect();
     assert_eq!(attempts, vec![1, 2, 3]);
     assert_eq!(t.recorder.handled("probe-retry3").len(), 1);
     t.cleanup().await;
@@ -188,7 +209,9 @@ async fn panics_are_isolated_and_retried_like_failures(kind: BusKind) {
     let mut p = Probe::new(Uuid::new_v4(), 1);
     p.panic = true;
     bus.publish(p).await.expect("publish");
-    bus.publish(Probe::new(Uuid::new_v4(), 2)).await.expect("publish");
+    bus.publish(Probe::new(Uuid::new_v4(), 2))
+        .await
+        .expect("publish");
     let letters = bus.wait_dead_letters(1, WAIT).await;
     assert!(t.recorder.wait_handled("probe-retry3", 1, WAIT).await);
     running.shutdown().await.expect("shutdown");
@@ -205,7 +228,10 @@ async fn invalid_events_are_rejected_on_publish(kind: BusKind) {
     let t = TestBus::new(kind, "invalid", &["probe-a"]);
     let bus = t.build().await;
     let running = bus.start().await.expect("start");
-    let err = bus.publish(Probe::new(Uuid::nil(), 1)).await.expect_err("nil tenant");
+    let err = bus
+        .publish(Probe::new(Uuid::nil(), 1))
+        .await
+        .expect_err("nil tenant");
     match &err {
         PublishError::Invalid { event_type, errors } => {
             assert_eq!(*event_type, "PROBE");
@@ -214,10 +240,16 @@ async fn invalid_events_are_rejected_on_publish(kind: BusKind) {
         other => panic!("unexpected {other:?}"),
     }
     assert!(!err.is_retryable());
-    bus.publish(Probe::new(Uuid::new_v4(), 2)).await.expect("publish");
+    bus.publish(Probe::new(Uuid::new_v4(), 2))
+        .await
+        .expect("publish");
     assert!(t.recorder.wait_handled("probe-a", 1, WAIT).await);
     running.shutdown().await.expect("shutdown");
-    assert_eq!(t.recorder.attempts().len(), 1, "the invalid event reached no handler");
+    assert_eq!(
+        t.recorder.attempts().len(),
+        1,
+        "the invalid event reached no handler"
+    );
     t.cleanup().await;
 }
 
@@ -233,8 +265,16 @@ async fn partial_fan_out_failure_retries_only_the_failing_subscriber(kind: BusKi
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].subscriber, "probe-b");
     assert_eq!(letters[0].deliveries, 5);
-    assert_eq!(t.recorder.attempts_of("probe-a", 1).len(), 1, "probe-a ran once");
-    assert_eq!(t.recorder.attempts_of("probe-b", 1).len(), 5, "probe-b retried to the limit");
+    assert_eq!(
+        t.recorder.attempts_of("probe-a", 1).len(),
+        1,
+        "probe-a ran once"
+    );
+    assert_eq!(
+        t.recorder.attempts_of("probe-b", 1).len(),
+        5,
+        "probe-b retried to the limit"
+    );
     t.cleanup().await;
 }
 
@@ -257,14 +297,20 @@ async fn replay_goes_to_the_failing_subscriber_only(kind: BusKind) {
     let again = bus.wait_dead_letters(1, WAIT).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut again = again;
-    while (again.len() != 1 || again[0].id == letters[0].id) && tokio::time::Instant::now() < deadline {
+    while (again.len() != 1 || again[0].id == letters[0].id)
+        && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
         again = bus.dead_letters().await.expect("list");
     }
     assert_eq!(again.len(), 1);
     assert_ne!(again[0].id, letters[0].id);
     assert_eq!(again[0].subscriber, "probe-b");
-    assert_eq!(t.recorder.attempts_of("probe-a", 1).len(), 1, "probe-a never saw the replay");
+    assert_eq!(
+        t.recorder.attempts_of("probe-a", 1).len(),
+        1,
+        "probe-a never saw the replay"
+    );
     assert_eq!(bus.purge_dead_letters().await.expect("purge"), 1);
     assert!(bus.dead_letters().await.expect("list").is_empty());
     running.shutdown().await.expect("shutdown");
@@ -286,11 +332,19 @@ async fn failing_tenant_does_not_delay_other_tenants(kind: BusKind) {
     for seq in 1..=30 {
         bus.publish(Probe::new(fast, seq)).await.expect("publish");
     }
-    assert!(t.recorder.wait_handled("probe-tenant-ordered", 31, WAIT).await);
+    assert!(
+        t.recorder
+            .wait_handled("probe-tenant-ordered", 31, WAIT)
+            .await
+    );
     running.shutdown().await.expect("shutdown");
     let order = t.recorder.order("probe-tenant-ordered");
     assert_eq!(order.len(), 31);
-    assert_eq!(*order.last().expect("some"), 0, "the failing tenant's event finished last: {order:?}");
+    assert_eq!(
+        *order.last().expect("some"),
+        0,
+        "the failing tenant's event finished last: {order:?}"
+    );
     assert_eq!(t.recorder.attempts_of("probe-tenant-ordered", 0).len(), 4);
     t.cleanup().await;
 }
@@ -311,7 +365,10 @@ async fn graceful_shutdown_lets_in_flight_handlers_finish(kind: BusKind) {
     exactly_once(&t.recorder.handled("probe-concurrent"), 8);
     if let event_bus_tests::AnyBus::Redis(_) = bus {
         let client = redis::Client::open(t.url.as_str()).expect("client");
-        let mut conn = client.get_multiplexed_async_connection().await.expect("conn");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("conn");
         let pending: redis::Value = redis::cmd("XPENDING")
             .arg(format!("{}:PROBE", t.prefix))
             .arg("probe-concurrent")
@@ -325,7 +382,10 @@ async fn graceful_shutdown_lets_in_flight_handlers_finish(kind: BusKind) {
             },
             _ => -1,
         };
-        assert_eq!(count, 0, "every handled entry was acknowledged before shutdown returned");
+        assert_eq!(
+            count, 0,
+            "every handled entry was acknowledged before shutdown returned"
+        );
     }
     assert!(bus.publish(Probe::new(tenant, 99)).await.is_ok() || kind == BusKind::Memory);
     t.cleanup().await;
@@ -344,6 +404,9 @@ async fn context_carries_tenant_attempt_and_message_id(kind: BusKind) {
     let attempts = t.recorder.attempts_of("probe-a", 5);
     assert_eq!(attempts.len(), 2);
     assert!(attempts.iter().all(|a| a.tenant == tenant));
-    assert_eq!(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(
+        attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
     t.cleanup().await;
 }

@@ -23,13 +23,23 @@ mod crm {
 
 #[tokio::test]
 async fn two_event_types_with_one_name_are_refused() {
-    assert_eq!(billing::InvoiceSent::EVENT_TYPE, crm::InvoiceMailed::EVENT_TYPE);
+    assert_eq!(
+        billing::InvoiceSent::EVENT_TYPE,
+        crm::InvoiceMailed::EVENT_TYPE
+    );
     let bus = MemoryBus::builder().build();
     match bus.start().await {
-        Err(StartError::DuplicateEventType { name, first, second }) => {
+        Err(StartError::DuplicateEventType {
+            name,
+            first,
+            second,
+        }) => {
             assert_eq!(name, "INVOICE_SENT");
             let both = format!("{first} {second}");
-            assert!(both.contains("billing::InvoiceSent") && both.contains("crm::InvoiceMailed"), "{both}");
+            assert!(
+                both.contains("billing::InvoiceSent") && both.contains("crm::InvoiceMailed"),
+                "{both}"
+            );
         }
         other => panic!("expected DuplicateEventType, got {other:?}"),
     }

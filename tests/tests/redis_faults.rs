@@ -23,7 +23,10 @@ const WAIT: Duration = Duration::from_secs(30);
 
 async fn raw(url: &str) -> MultiplexedConnection {
     let client = redis::Client::open(url).expect("client");
-    client.get_multiplexed_async_connection().await.expect("connect")
+    client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
 }
 
 fn redis_bus(bus: &AnyBus) -> &RedisBus {
@@ -55,7 +58,10 @@ fn strings(v: &Value) -> Vec<String> {
         Value::BulkString(b) => vec![String::from_utf8_lossy(b).into_owned()],
         Value::SimpleString(s) => vec![s.clone()],
         Value::Array(items) | Value::Set(items) => items.iter().flat_map(strings).collect(),
-        Value::Map(pairs) => pairs.iter().flat_map(|(k, v)| strings(k).into_iter().chain(strings(v))).collect(),
+        Value::Map(pairs) => pairs
+            .iter()
+            .flat_map(|(k, v)| strings(k).into_iter().chain(strings(v)))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -74,7 +80,10 @@ async fn competing_consumers_split_the_work_and_handle_each_event_once() {
     let mut t2 = t1.clone();
     t2.recorder = Arc::new(Recorder::default());
     let (b1, b2) = (t1.build().await, t2.build().await);
-    let (r1, r2) = (b1.start().await.expect("start 1"), b2.start().await.expect("start 2"));
+    let (r1, r2) = (
+        b1.start().await.expect("start 1"),
+        b2.start().await.expect("start 2"),
+    );
     let tenant = Uuid::new_v4();
     for seq in 0..200 {
         let mut p = Probe::new(tenant, seq);
@@ -82,7 +91,8 @@ async fn competing_consumers_split_the_work_and_handle_each_event_once() {
         b1.publish(p).await.expect("publish");
     }
     let both = |t1: &TestBus, t2: &TestBus| {
-        t1.recorder.handled("probe-concurrent").len() + t2.recorder.handled("probe-concurrent").len()
+        t1.recorder.handled("probe-concurrent").len()
+            + t2.recorder.handled("probe-concurrent").len()
     };
     let deadline = tokio::time::Instant::now() + WAIT;
     while both(&t1, &t2) < 200 && tokio::time::Instant::now() < deadline {
@@ -90,8 +100,16 @@ async fn competing_consumers_split_the_work_and_handle_each_event_once() {
     }
     r1.shutdown().await.expect("shutdown 1");
     r2.shutdown().await.expect("shutdown 2");
-    let (h1, h2) = (t1.recorder.handled("probe-concurrent"), t2.recorder.handled("probe-concurrent"));
-    assert!(!h1.is_empty() && !h2.is_empty(), "both consumers took work: {} / {}", h1.len(), h2.len());
+    let (h1, h2) = (
+        t1.recorder.handled("probe-concurrent"),
+        t2.recorder.handled("probe-concurrent"),
+    );
+    assert!(
+        !h1.is_empty() && !h2.is_empty(),
+        "both consumers took work: {} / {}",
+        h1.len(),
+        h2.len()
+    );
     let mut all: HashMap<u64, usize> = h1.clone();
     for (seq, n) in h2 {
         *all.entry(seq).or_insert(0) += n;
@@ -109,7 +127,13 @@ async fn entries_of_a_killed_consumer_are_claimed_and_handled_by_another() {
     t.claim_interval = Duration::from_millis(200);
     // The group must exist before publishing: start and stop a bus once.
     let setup = t.build().await;
-    setup.start().await.expect("start").shutdown().await.expect("shutdown");
+    setup
+        .start()
+        .await
+        .expect("start")
+        .shutdown()
+        .await
+        .expect("shutdown");
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_probe-consumer"))
         .args([&t.url, &t.prefix, "probe-concurrent", "doomed-consumer"])
@@ -136,7 +160,10 @@ async fn entries_of_a_killed_consumer_are_claimed_and_handled_by_another() {
     let mut child_done: HashSet<u64> = HashSet::new();
     let mut child_started: HashSet<u64> = HashSet::new();
     while child_done.len() < 10 {
-        let line = tokio::time::timeout(WAIT, rx.recv()).await.expect("child output").expect("line");
+        let line = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("child output")
+            .expect("line");
         let parts: Vec<&str> = line.split(' ').collect();
         let seq: u64 = parts[2].parse().expect("seq");
         match parts[0] {
@@ -176,17 +203,35 @@ async fn entries_of_a_killed_consumer_are_claimed_and_handled_by_another() {
     let handled = t.recorder.handled("probe-concurrent");
     // Duplicates only for entries the child handled but had not acknowledged yet: bounded by
     // what it held (read batch 8, so at most 16 entries).
-    let duplicates: Vec<u64> = handled.keys().filter(|s| child_done.contains(s)).copied().collect();
+    let duplicates: Vec<u64> = handled
+        .keys()
+        .filter(|s| child_done.contains(s))
+        .copied()
+        .collect();
     assert!(duplicates.len() <= 16, "duplicates bounded: {duplicates:?}");
     assert!(handled.len() >= remaining);
-    assert!(handled.values().all(|n| *n == 1), "the survivor handled nothing twice");
+    assert!(
+        handled.values().all(|n| *n == 1),
+        "the survivor handled nothing twice"
+    );
     for seq in &in_flight {
         let attempts = t.recorder.attempts_of("probe-concurrent", *seq);
-        assert!(attempts.iter().all(|a| a.attempt >= 2), "a claimed entry counts its earlier delivery: {attempts:?}");
+        assert!(
+            attempts.iter().all(|a| a.attempt >= 2),
+            "a claimed entry counts its earlier delivery: {attempts:?}"
+        );
     }
     assert!(redis_bus(&survivor).stats().claimed >= in_flight.len() as u64);
     let mut conn = raw(&t.url).await;
-    assert_eq!(pending_count(&mut conn, &format!("{}:PROBE", t.prefix), "probe-concurrent").await, 0);
+    assert_eq!(
+        pending_count(
+            &mut conn,
+            &format!("{}:PROBE", t.prefix),
+            "probe-concurrent"
+        )
+        .await,
+        0
+    );
     t.cleanup().await;
 }
 
@@ -203,11 +248,13 @@ async fn every_acknowledged_publish_is_handled_across_a_redis_restart() {
     let tenant = Uuid::new_v4();
     let mut accepted: Vec<u64> = Vec::new();
     let mut refused = 0;
+    let started = std::time::Instant::now();
     for seq in 0..10_000u64 {
         if seq == 3_000 {
             server.kill();
         }
-        if seq == 3_200 {
+        // Down until a few publishes have failed, then back with its append-only file.
+        if refused == 10 && !accepted.is_empty() && *accepted.last().unwrap_or(&0) < 3_000 {
             server.restart();
         }
         match bus.publish(Probe::new(tenant, seq)).await {
@@ -218,6 +265,7 @@ async fn every_acknowledged_publish_is_handled_across_a_redis_restart() {
             }
         }
     }
+    println!("published in {:?}", started.elapsed());
     assert!(refused > 0, "some publishes failed while Redis was down");
     let ok = t
         .recorder
@@ -228,14 +276,30 @@ async fn every_acknowledged_publish_is_handled_across_a_redis_restart() {
         .await;
     running.shutdown().await.expect("shutdown");
     let handled = t.recorder.handled("probe-concurrent");
-    let missing: Vec<_> = accepted.iter().filter(|s| !handled.contains_key(s)).take(10).collect();
-    assert!(ok, "publishes that returned Ok but were never handled: {missing:?}");
+    let missing: Vec<_> = accepted
+        .iter()
+        .filter(|s| !handled.contains_key(s))
+        .take(10)
+        .collect();
+    assert!(
+        ok,
+        "publishes that returned Ok but were never handled: {missing:?}"
+    );
     let unexpected: Vec<_> = handled.keys().filter(|s| !accepted.contains(s)).collect();
     // A publish can fail on the client side after Redis wrote it (the reply was lost).
-    assert!(unexpected.len() <= refused, "unexpected events: {unexpected:?}");
+    assert!(
+        unexpected.len() <= refused,
+        "unexpected events: {unexpected:?}"
+    );
     let duplicates = handled.values().filter(|n| **n > 1).count();
-    assert!(duplicates <= 300, "duplicates bounded by what was in flight: {duplicates}");
-    println!("accepted {}, refused {refused}, duplicates {duplicates}", accepted.len());
+    assert!(
+        duplicates <= 300,
+        "duplicates bounded by what was in flight: {duplicates}"
+    );
+    println!(
+        "accepted {}, refused {refused}, duplicates {duplicates}",
+        accepted.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,16 +323,26 @@ async fn a_black_holed_read_connection_is_detected_and_rebuilt() {
     let running = bus.start().await.expect("start");
     let tenant = Uuid::new_v4();
     for seq in 0..10 {
-        publisher.publish(Probe::new(tenant, seq)).await.expect("publish");
+        publisher
+            .publish(Probe::new(tenant, seq))
+            .await
+            .expect("publish");
     }
     assert!(through.recorder.wait_handled("probe-a", 10, WAIT).await);
     proxy.blackhole(true);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for seq in 10..20 {
-        publisher.publish(Probe::new(tenant, seq)).await.expect("publish");
+        publisher
+            .publish(Probe::new(tenant, seq))
+            .await
+            .expect("publish");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(through.recorder.handled("probe-a").len(), 10, "nothing gets through a black hole");
+    assert_eq!(
+        through.recorder.handled("probe-a").len(),
+        10,
+        "nothing gets through a black hole"
+    );
     proxy.blackhole(false);
     assert!(
         through.recorder.wait_handled("probe-a", 20, WAIT).await,
@@ -282,6 +356,9 @@ async fn a_black_holed_read_connection_is_detected_and_rebuilt() {
     direct.cleanup().await;
 }
 
+/// What the poison entry is, its fields, and the failure kind expected.
+type Poison<'a> = (&'a str, Vec<(&'a str, String)>, FailureKind);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_entries_are_dead_lettered_at_once_and_do_not_block_the_stream() {
     event_bus_tests::init_tracing();
@@ -291,19 +368,42 @@ async fn poison_entries_are_dead_lettered_at_once_and_do_not_block_the_stream() 
     let stream = format!("{}:PROBE", t.prefix);
     let mut conn = raw(&t.url).await;
     let tenant = Uuid::new_v4().to_string();
-    let poison: Vec<(&str, Vec<(&str, String)>, FailureKind)> = vec![
-        ("malformed JSON", vec![("event", "{not json".to_owned())], FailureKind::Decode),
-        ("no event field", vec![("channel", stream.clone())], FailureKind::Decode),
-        ("wrong eventType", vec![("event", envelope_json("TICKET_UPDATED", &tenant, 1))], FailureKind::Decode),
+    let poison: Vec<Poison<'_>> = vec![
         (
-            "missing tenant",
-            vec![("event", envelope_json("PROBE", &tenant, 2).replace(&format!(r#""tenantId":"{tenant}","#), ""))],
+            "malformed JSON",
+            vec![("event", "{not json".to_owned())],
             FailureKind::Decode,
         ),
-        ("invalid tenant", vec![("event", envelope_json("PROBE", "not-a-uuid", 3))], FailureKind::Decode),
+        (
+            "no event field",
+            vec![("channel", stream.clone())],
+            FailureKind::Decode,
+        ),
+        (
+            "wrong eventType",
+            vec![("event", envelope_json("TICKET_UPDATED", &tenant, 1))],
+            FailureKind::Decode,
+        ),
+        (
+            "missing tenant",
+            vec![(
+                "event",
+                envelope_json("PROBE", &tenant, 2)
+                    .replace(&format!(r#""tenantId":"{tenant}","#), ""),
+            )],
+            FailureKind::Decode,
+        ),
+        (
+            "invalid tenant",
+            vec![("event", envelope_json("PROBE", "not-a-uuid", 3))],
+            FailureKind::Decode,
+        ),
         (
             "nil tenant",
-            vec![("event", envelope_json("PROBE", "00000000-0000-0000-0000-000000000000", 4))],
+            vec![(
+                "event",
+                envelope_json("PROBE", "00000000-0000-0000-0000-000000000000", 4),
+            )],
             FailureKind::Validation,
         ),
     ];
@@ -317,8 +417,13 @@ async fn poison_entries_are_dead_lettered_at_once_and_do_not_block_the_stream() 
         let id: String = c.query_async(&mut conn).await.expect("xadd");
         ids.push(id);
     }
-    bus.publish(Probe::new(Uuid::new_v4(), 100)).await.expect("publish");
-    assert!(t.recorder.wait_handled("probe-a", 1, WAIT).await, "the valid event behind the poison was handled");
+    bus.publish(Probe::new(Uuid::new_v4(), 100))
+        .await
+        .expect("publish");
+    assert!(
+        t.recorder.wait_handled("probe-a", 1, WAIT).await,
+        "the valid event behind the poison was handled"
+    );
     let letters = bus.wait_dead_letters(poison.len(), WAIT).await;
     running.shutdown().await.expect("shutdown");
     assert_eq!(letters.len(), poison.len());
@@ -331,10 +436,24 @@ async fn poison_entries_are_dead_lettered_at_once_and_do_not_block_the_stream() 
         assert_eq!(letter.deliveries, 1, "{what} was not retried");
         assert!(!letter.error.is_empty());
     }
-    let wrong_type = letters.iter().find(|l| l.source_message_id == ids[2]).expect("letter");
-    assert!(wrong_type.error.contains("TICKET_UPDATED"), "{}", wrong_type.error);
-    let no_event = letters.iter().find(|l| l.source_message_id == ids[1]).expect("letter");
-    assert!(no_event.error.contains("no `event` field"), "{}", no_event.error);
+    let wrong_type = letters
+        .iter()
+        .find(|l| l.source_message_id == ids[2])
+        .expect("letter");
+    assert!(
+        wrong_type.error.contains("TICKET_UPDATED"),
+        "{}",
+        wrong_type.error
+    );
+    let no_event = letters
+        .iter()
+        .find(|l| l.source_message_id == ids[1])
+        .expect("letter");
+    assert!(
+        no_event.error.contains("no `event` field"),
+        "{}",
+        no_event.error
+    );
     assert_eq!(t.recorder.attempts().len(), 1, "no handler saw the poison");
     assert_eq!(pending_count(&mut conn, &stream, "probe-a").await, 0);
     // The dead-letter entry keeps the original fields and adds the seed's and ours.
@@ -348,7 +467,16 @@ async fn poison_entries_are_dead_lettered_at_once_and_do_not_block_the_stream() 
         .await
         .expect("xrange");
     let text = strings(&dl).join(" ");
-    for field in ["event", "sourceStream", "sourceMessageId", "deliveries", "deadLetteredAt", "subscriber", "error", "errorKind"] {
+    for field in [
+        "event",
+        "sourceStream",
+        "sourceMessageId",
+        "deliveries",
+        "deadLetteredAt",
+        "subscriber",
+        "error",
+        "errorKind",
+    ] {
         assert!(text.contains(field), "dead letter lacks {field}: {text}");
     }
     t.cleanup().await;
@@ -366,11 +494,18 @@ async fn a_lost_stream_recreates_the_group_and_continues() {
     }
     assert!(t.recorder.wait_handled("probe-a", 5, WAIT).await);
     let mut conn = raw(&t.url).await;
-    let _: i64 = redis::cmd("DEL").arg(format!("{}:PROBE", t.prefix)).query_async(&mut conn).await.expect("del");
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{}:PROBE", t.prefix))
+        .query_async(&mut conn)
+        .await
+        .expect("del");
     for seq in 5..10 {
         bus.publish(Probe::new(tenant, seq)).await.expect("publish");
     }
-    assert!(t.recorder.wait_handled("probe-a", 10, WAIT).await, "events after the loss were handled");
+    assert!(
+        t.recorder.wait_handled("probe-a", 10, WAIT).await,
+        "events after the loss were handled"
+    );
     running.shutdown().await.expect("shutdown");
     assert!(redis_bus(&bus).stats().groups_recreated >= 1);
     let handled = t.recorder.handled("probe-a");
@@ -380,7 +515,12 @@ async fn a_lost_stream_recreates_the_group_and_continues() {
 }
 
 /// Makes `consumer` read every new entry of the group (so they are pending with it).
-async fn read_as(conn: &mut MultiplexedConnection, stream: &str, group: &str, consumer: &str) -> Vec<String> {
+async fn read_as(
+    conn: &mut MultiplexedConnection,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+) -> Vec<String> {
     let v: Value = redis::cmd("XREADGROUP")
         .arg("GROUP")
         .arg(group)
@@ -396,8 +536,12 @@ async fn read_as(conn: &mut MultiplexedConnection, stream: &str, group: &str, co
     let mut ids = Vec::new();
     if let Value::Array(streams) = v {
         for stream in streams {
-            let Value::Array(mut parts) = stream else { continue };
-            let Some(Value::Array(entries)) = parts.pop() else { continue };
+            let Value::Array(mut parts) = stream else {
+                continue;
+            };
+            let Some(Value::Array(entries)) = parts.pop() else {
+                continue;
+            };
             for entry in entries {
                 if let Value::Array(e) = entry {
                     if let Some(Value::BulkString(id)) = e.first() {
@@ -462,13 +606,26 @@ async fn a_dead_letter_written_before_a_crash_is_not_written_twice() {
         .expect("xadd");
     let running = bus.start().await.expect("start");
     let deadline = tokio::time::Instant::now() + WAIT;
-    while pending_count(&mut conn, &stream, "probe-a").await != 0 && tokio::time::Instant::now() < deadline {
+    while pending_count(&mut conn, &stream, "probe-a").await != 0
+        && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     running.shutdown().await.expect("shutdown");
-    assert_eq!(pending_count(&mut conn, &stream, "probe-a").await, 0, "the entry was acknowledged");
-    assert_eq!(bus.dead_letters().await.expect("list").len(), 1, "exactly one dead letter");
-    assert!(t.recorder.attempts().is_empty(), "the handler did not run again");
+    assert_eq!(
+        pending_count(&mut conn, &stream, "probe-a").await,
+        0,
+        "the entry was acknowledged"
+    );
+    assert_eq!(
+        bus.dead_letters().await.expect("list").len(),
+        1,
+        "exactly one dead letter"
+    );
+    assert!(
+        t.recorder.attempts().is_empty(),
+        "the handler did not run again"
+    );
     t.cleanup().await;
 }
 
@@ -482,8 +639,14 @@ async fn deliveries_before_a_crash_count_toward_max_attempts() {
     let mut conn = raw(&t.url).await;
     create_group(&mut conn, &stream, "probe-retry3").await;
     let bus = t.build().await;
-    let first = bus.publish(Probe::new(Uuid::new_v4(), 1)).await.expect("publish");
-    let second = bus.publish(Probe::new(Uuid::new_v4(), 2)).await.expect("publish");
+    let first = bus
+        .publish(Probe::new(Uuid::new_v4(), 1))
+        .await
+        .expect("publish");
+    let second = bus
+        .publish(Probe::new(Uuid::new_v4(), 2))
+        .await
+        .expect("publish");
     // Consumers died while handling them: `first` was delivered 3 times, `second` once.
     read_as(&mut conn, &stream, "probe-retry3", "crashed").await;
     for _ in 0..2 {
@@ -504,9 +667,21 @@ async fn deliveries_before_a_crash_count_toward_max_attempts() {
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].source_message_id, first.entry_id);
     assert_eq!(letters[0].deliveries, 3);
-    assert!(t.recorder.attempts_of("probe-retry3", 1).is_empty(), "no 4th attempt");
-    let second_attempts: Vec<u32> = t.recorder.attempts_of("probe-retry3", 2).iter().map(|a| a.attempt).collect();
-    assert_eq!(second_attempts, vec![2], "the claimed entry's attempt counts the lost delivery");
+    assert!(
+        t.recorder.attempts_of("probe-retry3", 1).is_empty(),
+        "no 4th attempt"
+    );
+    let second_attempts: Vec<u32> = t
+        .recorder
+        .attempts_of("probe-retry3", 2)
+        .iter()
+        .map(|a| a.attempt)
+        .collect();
+    assert_eq!(
+        second_attempts,
+        vec![2],
+        "the claimed entry's attempt counts the lost delivery"
+    );
     let _ = second;
     t.cleanup().await;
 }
@@ -521,19 +696,38 @@ async fn pending_entries_deleted_meanwhile_are_recorded() {
     let mut conn = raw(&t.url).await;
     create_group(&mut conn, &stream, "probe-a").await;
     let bus = t.build().await;
-    let gone = bus.publish(Probe::new(Uuid::new_v4(), 1)).await.expect("publish");
-    bus.publish(Probe::new(Uuid::new_v4(), 2)).await.expect("publish");
+    let gone = bus
+        .publish(Probe::new(Uuid::new_v4(), 1))
+        .await
+        .expect("publish");
+    bus.publish(Probe::new(Uuid::new_v4(), 2))
+        .await
+        .expect("publish");
     read_as(&mut conn, &stream, "probe-a", "crashed").await;
-    let _: i64 = redis::cmd("XDEL").arg(&stream).arg(&gone.entry_id).query_async(&mut conn).await.expect("xdel");
+    let _: i64 = redis::cmd("XDEL")
+        .arg(&stream)
+        .arg(&gone.entry_id)
+        .query_async(&mut conn)
+        .await
+        .expect("xdel");
     let running = bus.start().await.expect("start");
     assert!(t.recorder.wait_handled("probe-a", 1, WAIT).await);
     let deadline = tokio::time::Instant::now() + WAIT;
-    while redis_bus(&bus).stats().deleted_while_pending < 1 && tokio::time::Instant::now() < deadline {
+    while redis_bus(&bus).stats().deleted_while_pending < 1
+        && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     running.shutdown().await.expect("shutdown");
     assert_eq!(redis_bus(&bus).stats().deleted_while_pending, 1);
-    assert_eq!(t.recorder.handled("probe-a").keys().copied().collect::<Vec<_>>(), vec![2]);
+    assert_eq!(
+        t.recorder
+            .handled("probe-a")
+            .keys()
+            .copied()
+            .collect::<Vec<_>>(),
+        vec![2]
+    );
     assert_eq!(pending_count(&mut conn, &stream, "probe-a").await, 0);
     t.cleanup().await;
 }
@@ -546,8 +740,22 @@ async fn idle_consumers_without_pending_entries_are_removed_others_kept() {
     let stream = format!("{prefix}:PROBE");
     let mut conn = raw(&url).await;
     create_group(&mut conn, &stream, "probe-a").await;
-    let _: i64 = redis::cmd("XGROUP").arg("CREATECONSUMER").arg(&stream).arg("probe-a").arg("ghost").query_async(&mut conn).await.expect("create");
-    let _: String = redis::cmd("XADD").arg(&stream).arg("*").arg("event").arg("{}").query_async(&mut conn).await.expect("xadd");
+    let _: i64 = redis::cmd("XGROUP")
+        .arg("CREATECONSUMER")
+        .arg(&stream)
+        .arg("probe-a")
+        .arg("ghost")
+        .query_async(&mut conn)
+        .await
+        .expect("create");
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("event")
+        .arg("{}")
+        .query_async(&mut conn)
+        .await
+        .expect("xadd");
     read_as(&mut conn, &stream, "probe-a", "holder").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let recorder = Arc::new(Recorder::default());
@@ -565,10 +773,22 @@ async fn idle_consumers_without_pending_entries_are_removed_others_kept() {
     let running = bus.start().await.expect("start");
     tokio::time::sleep(Duration::from_millis(600)).await;
     running.shutdown().await.expect("shutdown");
-    let v: Value = redis::cmd("XINFO").arg("CONSUMERS").arg(&stream).arg("probe-a").query_async(&mut conn).await.expect("xinfo");
+    let v: Value = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(&stream)
+        .arg("probe-a")
+        .query_async(&mut conn)
+        .await
+        .expect("xinfo");
     let text = strings(&v).join(" ");
-    assert!(!text.contains("ghost"), "the idle consumer without pending entries was removed: {text}");
-    assert!(text.contains("holder"), "the consumer with a pending entry was kept: {text}");
+    assert!(
+        !text.contains("ghost"),
+        "the idle consumer without pending entries was removed: {text}"
+    );
+    assert!(
+        text.contains("holder"),
+        "the consumer with a pending entry was kept: {text}"
+    );
     let _ = event_bus_tests::delete_prefix(&url, &prefix).await;
 }
 
@@ -598,14 +818,24 @@ async fn retention_never_trims_unhandled_entries_silently() {
             .expect("bus");
         let running = bus.start().await.expect("start");
         for seq in 0..20 {
-            bus.publish(Probe::new(Uuid::new_v4(), seq)).await.expect("publish");
+            bus.publish(Probe::new(Uuid::new_v4(), seq))
+                .await
+                .expect("publish");
         }
         assert!(recorder.wait_handled("probe-a", 20, WAIT).await);
         tokio::time::sleep(Duration::from_millis(500)).await;
         running.shutdown().await.expect("shutdown");
-        let len: u64 = redis::cmd("XLEN").arg(&stream).query_async(&mut conn).await.expect("xlen");
+        let len: u64 = redis::cmd("XLEN")
+            .arg(&stream)
+            .query_async(&mut conn)
+            .await
+            .expect("xlen");
         assert_eq!(len, expect_len, "{retention:?}");
-        assert_eq!(bus.stats().trimmed_unhandled, expect_dropped, "{retention:?} reports what it dropped");
+        assert_eq!(
+            bus.stats().trimmed_unhandled,
+            expect_dropped,
+            "{retention:?} reports what it dropped"
+        );
         let _ = event_bus_tests::delete_prefix(&url, &prefix).await;
     }
     // Without a lagging group, TrimHandled removes what every group handled.
@@ -624,12 +854,18 @@ async fn retention_never_trims_unhandled_entries_silently() {
         .expect("bus");
     let running = bus.start().await.expect("start");
     for seq in 0..20 {
-        bus.publish(Probe::new(Uuid::new_v4(), seq)).await.expect("publish");
+        bus.publish(Probe::new(Uuid::new_v4(), seq))
+            .await
+            .expect("publish");
     }
     assert!(recorder.wait_handled("probe-a", 20, WAIT).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
     running.shutdown().await.expect("shutdown");
-    let len: u64 = redis::cmd("XLEN").arg(&stream).query_async(&mut conn).await.expect("xlen");
+    let len: u64 = redis::cmd("XLEN")
+        .arg(&stream)
+        .query_async(&mut conn)
+        .await
+        .expect("xlen");
     assert_eq!(len, 0, "handled entries were trimmed");
     let _ = event_bus_tests::delete_prefix(&url, &prefix).await;
 }
@@ -643,9 +879,14 @@ async fn publish_returns_the_error_when_redis_is_unreachable() {
         .build()
         .await
         .expect("bus");
-    bus.publish(Probe::new(Uuid::new_v4(), 1)).await.expect("publish while up");
+    bus.publish(Probe::new(Uuid::new_v4(), 1))
+        .await
+        .expect("publish while up");
     server.kill();
-    let err = bus.publish(Probe::new(Uuid::new_v4(), 2)).await.expect_err("down");
+    let err = bus
+        .publish(Probe::new(Uuid::new_v4(), 2))
+        .await
+        .expect_err("down");
     assert!(err.is_retryable(), "{err}");
     let refused = RedisBus::builder().url(server.url()).build().await;
     assert!(refused.is_err(), "build reports an unreachable server");

@@ -71,12 +71,20 @@ fn seed_accepts(fields: &[(String, String)]) -> Result<(), String> {
 }
 
 async fn entries(conn: &mut redis::aio::MultiplexedConnection) -> Vec<Vec<(String, String)>> {
-    let v: Value = redis::cmd("XRANGE").arg(STREAM).arg("-").arg("+").query_async(conn).await.expect("xrange");
+    let v: Value = redis::cmd("XRANGE")
+        .arg(STREAM)
+        .arg("-")
+        .arg("+")
+        .query_async(conn)
+        .await
+        .expect("xrange");
     let mut out = Vec::new();
     if let Value::Array(items) = v {
         for item in items {
             let Value::Array(parts) = item else { continue };
-            let Some(Value::Array(fields)) = parts.get(1) else { continue };
+            let Some(Value::Array(fields)) = parts.get(1) else {
+                continue;
+            };
             let text: Vec<String> = fields
                 .iter()
                 .map(|f| match f {
@@ -84,7 +92,11 @@ async fn entries(conn: &mut redis::aio::MultiplexedConnection) -> Vec<Vec<(Strin
                     _ => String::new(),
                 })
                 .collect();
-            out.push(text.chunks(2).map(|c| (c[0].clone(), c.get(1).cloned().unwrap_or_default())).collect());
+            out.push(
+                text.chunks(2)
+                    .map(|c| (c[0].clone(), c.get(1).cloned().unwrap_or_default()))
+                    .collect(),
+            );
         }
     }
     out
@@ -94,10 +106,18 @@ async fn entries(conn: &mut redis::aio::MultiplexedConnection) -> Vec<Vec<(Strin
 async fn reads_the_seeds_entries_and_writes_entries_the_seed_accepts() {
     let server = RedisServer::start(&[]);
     let client = redis::Client::open(server.url()).expect("client");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("conn");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
 
     // An entry exactly as the seed's publisher writes it.
-    let (tenant, ticket, user, id) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let (tenant, ticket, user, id) = (
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    );
     let seed_json = format!(
         r#"{{"id":"{id}","eventType":"TICKET_UPDATED","timestamp":"2026-11-26T18:00:00.123Z","payload":{{"tenantId":"{tenant}","ticketId":"{ticket}","userId":"{user}","changes":{{"status":"in_progress","priority":2}}}}}}"#
     );
@@ -128,12 +148,16 @@ async fn reads_the_seeds_entries_and_writes_entries_the_seed_accepts() {
             tenant_id: tenant,
             ticket_id: ticket,
             user_id: user,
-            changes: Some(serde_json::Map::from_iter([("status".to_owned(), "closed".into())])),
+            changes: Some(serde_json::Map::from_iter([(
+                "status".to_owned(),
+                "closed".into(),
+            )])),
         })
         .await
         .expect("publish");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while seen.0.lock().map(|s| s.len()).unwrap_or(0) < 2 && tokio::time::Instant::now() < deadline {
+    while seen.0.lock().map(|s| s.len()).unwrap_or(0) < 2 && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     running.shutdown().await.expect("shutdown");
@@ -142,7 +166,12 @@ async fn reads_the_seeds_entries_and_writes_entries_the_seed_accepts() {
     assert_eq!(got.len(), 2, "both the seed's entry and ours were handled");
     assert_eq!(got[0].id, id);
     assert_eq!(got[0].payload.ticket_id, ticket);
-    assert_eq!(got[0].timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "2026-11-26T18:00:00.123Z");
+    assert_eq!(
+        got[0]
+            .timestamp
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "2026-11-26T18:00:00.123Z"
+    );
     assert_eq!(got[1].id, published.event_id);
 
     let written = entries(&mut conn).await;
@@ -151,6 +180,9 @@ async fn reads_the_seeds_entries_and_writes_entries_the_seed_accepts() {
         seed_accepts(entry).unwrap_or_else(|e| panic!("the seed would reject {entry:?}: {e}"));
     }
     let ours = &written[1];
-    assert_eq!(ours[0].0, "event", "field `event` first, as the seed writes");
+    assert_eq!(
+        ours[0].0, "event",
+        "field `event` first, as the seed writes"
+    );
     assert!(ours.iter().any(|(k, v)| k == "channel" && v == STREAM));
 }

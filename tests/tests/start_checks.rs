@@ -1,9 +1,7 @@
 //! Start-up checks: duplicate subscriber names, subscribers of unknown event types, missing
 //! expected subscribers, bad options, double start, and the explicit registration path.
 
-use event_bus_core::{
-    Context, Envelope, Event, HandlerError, MemoryBus, StartError, Subscriber,
-};
+use event_bus_core::{Context, Envelope, Event, HandlerError, MemoryBus, StartError, Subscriber};
 use event_bus_tests::Probe;
 
 async fn noop(_: Envelope<Probe>, _: Context) -> Result<(), HandlerError> {
@@ -28,7 +26,11 @@ async fn two_subscribers_with_one_name_are_refused() {
         .only(["probe-a"])
         .build();
     match bus.start().await {
-        Err(StartError::DuplicateSubscriber { name, first, second }) => {
+        Err(StartError::DuplicateSubscriber {
+            name,
+            first,
+            second,
+        }) => {
             assert_eq!(name, "probe-a");
             assert!(first.contains("probe.rs"), "{first}");
             assert_eq!(second, "registered explicitly");
@@ -46,7 +48,9 @@ async fn a_subscriber_of_an_unregistered_event_type_is_refused() {
         .subscribe(Subscriber::new("orphan", on_unregistered))
         .build();
     let err = bus.start().await.expect_err("unknown event type");
-    assert!(matches!(err, StartError::UnknownEventType { ref event_type, .. } if event_type == "START_CHECK_UNREGISTERED"));
+    assert!(
+        matches!(err, StartError::UnknownEventType { ref event_type, .. } if event_type == "START_CHECK_UNREGISTERED")
+    );
     assert!(err.to_string().contains("orphan"));
 }
 
@@ -58,7 +62,11 @@ async fn explicit_registration_works_without_discovery() {
         .subscribe(Subscriber::new("explicit", on_unregistered).concurrency(2))
         .build();
     let running = bus.start().await.expect("start");
-    bus.publish(Unregistered { tenant_id: uuid::Uuid::new_v4() }).await.expect("publish");
+    bus.publish(Unregistered {
+        tenant_id: uuid::Uuid::new_v4(),
+    })
+    .await
+    .expect("publish");
     running.idle().await;
     running.shutdown().await.expect("shutdown");
     assert!(bus.dead_letters().await.expect("list").is_empty());
@@ -66,10 +74,15 @@ async fn explicit_registration_works_without_discovery() {
 
 #[tokio::test]
 async fn expected_subscribers_must_be_present() {
-    let bus = MemoryBus::builder().expect_subscribers(["probe-a", "nobody"]).build();
+    let bus = MemoryBus::builder()
+        .expect_subscribers(["probe-a", "nobody"])
+        .build();
     let err = bus.start().await.expect_err("missing");
     let text = err.to_string();
-    assert!(text.contains("nobody") && text.contains("use that_crate as _"), "{text}");
+    assert!(
+        text.contains("nobody") && text.contains("use that_crate as _"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -79,7 +92,10 @@ async fn zero_concurrency_is_refused() {
         .register_event::<Probe>()
         .subscribe(Subscriber::new("zero", noop).concurrency(0))
         .build();
-    assert!(matches!(bus.start().await, Err(StartError::InvalidOption { .. })));
+    assert!(matches!(
+        bus.start().await,
+        Err(StartError::InvalidOption { .. })
+    ));
 }
 
 #[tokio::test]
@@ -88,5 +104,10 @@ async fn starting_twice_is_refused() {
     let running = bus.start().await.expect("start");
     assert!(matches!(bus.start().await, Err(StartError::AlreadyStarted)));
     running.shutdown().await.expect("shutdown");
-    assert!(bus.publish(Probe::new(uuid::Uuid::new_v4(), 1)).await.is_err(), "closed after shutdown");
+    assert!(
+        bus.publish(Probe::new(uuid::Uuid::new_v4(), 1))
+            .await
+            .is_err(),
+        "closed after shutdown"
+    );
 }

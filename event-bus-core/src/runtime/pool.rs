@@ -238,7 +238,13 @@ impl<S: Sink> WorkerPool<S> {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         let drained = tokio::time::timeout(deadline, self.room.acquire_many(self.capacity)).await;
-        let tasks = std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        let tasks = std::mem::take(
+            &mut *self
+                .inner
+                .tasks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
         match drained {
             Ok(_) => {
                 let mut tasks = tasks;
@@ -311,10 +317,10 @@ impl<S: Sink> Inner<S> {
             } else {
                 None
             };
-            let result = match prepared.take().map_or_else(
-                || self.dispatcher.prepare(&message.payload),
-                Ok,
-            ) {
+            let result = match prepared
+                .take()
+                .map_or_else(|| self.dispatcher.prepare(&message.payload), Ok)
+            {
                 Ok(p) => self.dispatcher.run(p, &message.id, message.attempt).await,
                 Err(failure) => Err(failure),
             };

@@ -8,7 +8,9 @@ use futures_util::stream::{self, FuturesUnordered, StreamExt, TryStreamExt};
 use tokio::time::MissedTickBehavior;
 
 /// How a publisher sends its events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 pub enum Pattern {
     /// Each publish awaited before the next (W1).
     Sequential,

@@ -72,7 +72,11 @@ pub async fn publish(
 }
 
 /// `XGROUP CREATE {key} {group} 0 MKSTREAM` (an existing group is fine).
-pub async fn create_group(conn: &mut MultiplexedConnection, key: &str, group: &str) -> RedisResult<()> {
+pub async fn create_group(
+    conn: &mut MultiplexedConnection,
+    key: &str,
+    group: &str,
+) -> RedisResult<()> {
     let created: RedisResult<Value> = cmd("XGROUP")
         .arg("CREATE")
         .arg(key)
@@ -203,7 +207,11 @@ pub fn for_each_entry(
 
 /// Entries of `group` on `key` delivered but not acked (`XPENDING key group` → count).
 pub async fn pending(conn: &mut MultiplexedConnection, key: &str, group: &str) -> RedisResult<u64> {
-    let reply: Value = cmd("XPENDING").arg(key).arg(group).query_async(conn).await?;
+    let reply: Value = cmd("XPENDING")
+        .arg(key)
+        .arg(group)
+        .query_async(conn)
+        .await?;
     Ok(match reply {
         Value::Array(items) => match items.first() {
             Some(Value::Int(n)) => *n as u64,

@@ -40,7 +40,12 @@ struct Cli {
     redis_url: String,
 
     /// Workloads to run: W1..W6 or all; repeatable or comma-separated.
-    #[arg(long = "workload", short = 'w', value_delimiter = ',', default_value = "all")]
+    #[arg(
+        long = "workload",
+        short = 'w',
+        value_delimiter = ',',
+        default_value = "all"
+    )]
     workloads: Vec<String>,
 
     /// Events per workload, overriding WORKLOADS.md's N (W6: total events at --w6-rate, unless
@@ -72,6 +77,12 @@ struct Cli {
     #[arg(long, default_value_t = 8)]
     w4_subscribers: usize,
 
+    /// Who publishes in W3, W4 and W6: `same` (each side its own publisher: ours for
+    /// event-bus, bare XADD for the floor) or `floor` (bare XADD for both, which isolates the
+    /// subscriber's overhead).
+    #[arg(long, default_value = "same", value_parser = ["same", "floor"])]
+    live_publisher: String,
+
     /// A subscriber that handles nothing for this many seconds fails the run.
     #[arg(long, default_value_t = 30)]
     stall_seconds: u64,
@@ -89,6 +100,14 @@ struct Cli {
     rate: f64,
     #[arg(long, hide = true, default_value = "")]
     group: String,
+}
+
+/// The 1-minute load average (other work on the machine skews every figure).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 #[tokio::main]
@@ -146,6 +165,7 @@ async fn main() -> ExitCode {
         w6_rate: cli.w6_rate,
         inflight: cli.inflight,
         w4_subscribers: cli.w4_subscribers,
+        floor_publisher: cli.live_publisher == "floor",
         stall: Duration::from_secs(cli.stall_seconds),
     };
 
@@ -161,8 +181,9 @@ async fn main() -> ExitCode {
         .unwrap_or_else(|e| format!("unknown ({e})"));
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let event_bytes = event::envelope_json().len();
+    let load_before = load_average();
     eprintln!(
-        "bench: Redis {version} at {}, stream {}, envelope {event_bytes} bytes, {cores} cores, {} run(s) each",
+        "bench: Redis {version} at {}, stream {}, envelope {event_bytes} bytes, {cores} cores, {} run(s) each, load average {load_before}",
         settings.url,
         event::stream_key(&settings.prefix),
         settings.runs
@@ -177,10 +198,17 @@ async fn main() -> ExitCode {
     println!();
     println!(
         "event-bus benchmark: Redis {version}, {cores} cores, envelope {event_bytes} bytes, \
-         stream {}, {} run(s) per figure, {:.0} s",
+         stream {}, {} run(s) per figure, W3/W4/W6 publisher: {}, {:.0} s, \
+         load average {load_before} before / {} after",
         event::stream_key(&settings.prefix),
         settings.runs,
-        started.elapsed().as_secs_f64()
+        if settings.floor_publisher {
+            "floor for both sides"
+        } else {
+            "each side its own"
+        },
+        started.elapsed().as_secs_f64(),
+        load_average()
     );
     println!();
     print!("{}", runner::table(&rows));

@@ -101,13 +101,22 @@ async fn publisher(spec: &ChildSpec) -> PublisherReport {
     let key = stream_key(&spec.prefix);
     let result = match spec.side {
         Side::Floor => match floor::connect(&spec.url).await {
-            Ok(conn) => floor::publish(&conn, &key, spec.pattern, spec.count, spec.inflight, spec.rate)
-                .await
-                .map_err(|e| format!("floor publish: {e}")),
+            Ok(conn) => floor::publish(
+                &conn,
+                &key,
+                spec.pattern,
+                spec.count,
+                spec.inflight,
+                spec.rate,
+            )
+            .await
+            .map_err(|e| format!("floor publish: {e}")),
             Err(e) => Err(format!("floor connect: {e}")),
         },
         Side::Ours => match workloads::publishing_bus(&spec.url, &spec.prefix).await {
-            Ok(bus) => workloads::publish(&bus, spec.pattern, spec.count, spec.inflight, spec.rate).await,
+            Ok(bus) => {
+                workloads::publish(&bus, spec.pattern, spec.count, spec.inflight, spec.rate).await
+            }
             Err(e) => Err(e),
         },
     };
@@ -162,7 +171,11 @@ async fn subscriber(spec: &ChildSpec) -> SubscriberReport {
     }
 }
 
-async fn floor_subscriber(spec: &ChildSpec, collector: &Collector, target: u64) -> Result<(), String> {
+async fn floor_subscriber(
+    spec: &ChildSpec,
+    collector: &Collector,
+    target: u64,
+) -> Result<(), String> {
     let key = stream_key(&spec.prefix);
     let mut admin = floor::connect(&spec.url)
         .await
@@ -171,7 +184,15 @@ async fn floor_subscriber(spec: &ChildSpec, collector: &Collector, target: u64) 
         .await
         .map_err(|e| format!("floor XGROUP CREATE: {e}"))?;
     let stop = Arc::new(AtomicBool::new(false));
-    let consume = floor::consume(&spec.url, &key, &spec.group, "c1", collector, target, stop.clone());
+    let consume = floor::consume(
+        &spec.url,
+        &key,
+        &spec.group,
+        "c1",
+        collector,
+        target,
+        stop.clone(),
+    );
     match tokio::time::timeout(spec.stall * 10, consume).await {
         Ok(Ok(0)) => Ok(()),
         Ok(Ok(bad)) => Err(format!("floor: {bad} entries failed to decode")),
@@ -224,7 +245,9 @@ pub fn spawn(spec: &ChildSpec) -> Result<std::process::Child, String> {
 }
 
 /// Waits for a child and parses its `RESULT` line.
-pub async fn wait<T: DeserializeOwned + Send + 'static>(child: std::process::Child) -> Result<T, String> {
+pub async fn wait<T: DeserializeOwned + Send + 'static>(
+    child: std::process::Child,
+) -> Result<T, String> {
     let output = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .map_err(|e| format!("waiting for child: {e}"))?

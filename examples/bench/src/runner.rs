@@ -106,6 +106,9 @@ pub struct Settings {
     pub w6_rate: f64,
     pub inflight: usize,
     pub w4_subscribers: usize,
+    /// W3/W4/W6: publish with the floor's publisher on both sides (isolates the subscriber)
+    /// instead of each side's own.
+    pub floor_publisher: bool,
     /// A subscriber that handles nothing for this long has failed.
     pub stall: Duration,
 }
@@ -125,6 +128,8 @@ impl Settings {
 #[derive(Debug, Clone, Default)]
 pub struct Measure {
     pub rate: f64,
+    /// W3/W4/W6: the publisher's own rate (a subscriber cannot handle faster than this).
+    pub publish_rate: Option<f64>,
     pub latency: Option<Percentiles>,
     pub rss_kib: Option<u64>,
     pub error: Option<String>,
@@ -176,8 +181,17 @@ pub async fn run_workload(
         floor: Vec::new(),
     };
     for run in 1..=settings.runs {
-        for side in [Side::Floor, Side::Ours] {
-            eprintln!("running {w} run {run}/{} ({side}, N = {n})...", settings.runs);
+        // Alternate which side goes first, so neither always runs on a "warm" or "cold" Redis.
+        let order = if run % 2 == 1 {
+            [Side::Floor, Side::Ours]
+        } else {
+            [Side::Ours, Side::Floor]
+        };
+        for side in order {
+            eprintln!(
+                "running {w} run {run}/{} ({side}, N = {n})...",
+                settings.runs
+            );
             let m = run_once(w, side, n, settings, admin).await;
             if let Some(e) = &m.error {
                 eprintln!("  {w} {side} run {run} FAILED: {e}");
@@ -197,6 +211,13 @@ pub async fn run_workload(
         if f.rate > 0.0 {
             line.push_str(&format!(", ratio {:.2}", o.rate / f.rate));
         }
+        if let (Some(op), Some(fp)) = (o.publish_rate, f.publish_rate) {
+            line.push_str(&format!(
+                " (publishers: event-bus {}/s, floor {}/s)",
+                crate::report::thousands(op),
+                crate::report::thousands(fp)
+            ));
+        }
         if let (Some(ol), Some(fl)) = (o.latency, f.latency) {
             line.push_str(&format!(
                 "; latency p50/p99/max ms: event-bus {:.2}/{:.2}/{:.2}, floor {:.2}/{:.2}/{:.2}",
@@ -212,7 +233,10 @@ pub async fn run_workload(
         }
         eprintln!("{line}");
     }
-    let keys = [stream_key(&settings.prefix), dead_letter_key(&settings.prefix)];
+    let keys = [
+        stream_key(&settings.prefix),
+        dead_letter_key(&settings.prefix),
+    ];
     let _ = floor::reset(admin, &keys).await;
     row
 }
@@ -224,7 +248,10 @@ async fn run_once(
     settings: &Settings,
     admin: &mut MultiplexedConnection,
 ) -> Measure {
-    let keys = [stream_key(&settings.prefix), dead_letter_key(&settings.prefix)];
+    let keys = [
+        stream_key(&settings.prefix),
+        dead_letter_key(&settings.prefix),
+    ];
     if let Err(e) = floor::reset(admin, &keys).await {
         return Measure::failed(format!("reset streams: {e}"));
     }
@@ -232,7 +259,17 @@ async fn run_once(
         Workload::W1 => publish_only(side, Pattern::Sequential, n, settings, admin).await,
         Workload::W2 => publish_only(side, Pattern::Concurrent, n, settings, admin).await,
         Workload::W3 => live(side, 1, Pattern::Concurrent, n, settings, admin).await,
-        Workload::W4 => live(side, settings.w4_subscribers, Pattern::Concurrent, n, settings, admin).await,
+        Workload::W4 => {
+            live(
+                side,
+                settings.w4_subscribers,
+                Pattern::Concurrent,
+                n,
+                settings,
+                admin,
+            )
+            .await
+        }
         Workload::W5 => backlog(side, n, settings, admin).await,
         Workload::W6 => live(side, 1, Pattern::Paced, n, settings, admin).await,
     };
@@ -266,7 +303,9 @@ async fn publish_only(
         rate: n as f64 / elapsed.as_secs_f64(),
         ..Measure::default()
     };
-    let len = floor::xlen(admin, &key).await.map_err(|e| format!("XLEN: {e}"))?;
+    let len = floor::xlen(admin, &key)
+        .await
+        .map_err(|e| format!("XLEN: {e}"))?;
     if len != n as u64 {
         m.error = Some(format!("stream holds {len} entries after publishing {n}"));
     }
@@ -312,15 +351,19 @@ async fn live(
             }
         }
         Side::Ours => {
-            let (_bus, run) = workloads::start_subscribers(&settings.url, &settings.prefix, &groups).await?;
-            running = Some(run);
+            running =
+                Some(workloads::start_subscribers(&settings.url, &settings.prefix, &groups).await?);
         }
     }
 
     // Another process publishes.
     let spec = ChildSpec {
         role: Role::Publisher,
-        side,
+        side: if settings.floor_publisher {
+            Side::Floor
+        } else {
+            side
+        },
         url: settings.url.clone(),
         prefix: settings.prefix.clone(),
         pattern,
@@ -331,11 +374,14 @@ async fn live(
         stall: settings.stall,
     };
     let mut errors = Vec::new();
+    let mut publish_rate = None;
     match roles::spawn(&spec) {
         Ok(child) => match roles::wait::<PublisherReport>(child).await {
             Ok(report) => {
                 if let Some(e) = report.error {
                     errors.push(format!("publisher: {e}"));
+                } else if report.elapsed_s > 0.0 {
+                    publish_rate = Some(report.published as f64 / report.elapsed_s);
                 }
             }
             Err(e) => errors.push(format!("publisher: {e}")),
@@ -364,10 +410,11 @@ async fn live(
             Err(e) => errors.push(format!("floor reader task: {e}")),
         }
     }
-    if let Some(run) = running {
+    if let Some((bus, run)) = running {
         if let Err(e) = workloads::stop(run).await {
             errors.push(e);
         }
+        drop(bus);
     }
 
     // Check: every event handled exactly once by every subscriber, nothing left pending,
@@ -388,6 +435,7 @@ async fn live(
     let mut samples: Vec<f64> = groups.iter().flat_map(|(_, c)| c.latencies()).collect();
     Ok(Measure {
         rate: summaries.iter().map(Summary::rate).sum(),
+        publish_rate,
         latency: Percentiles::of(&mut samples),
         rss_kib: None,
         error: (!errors.is_empty()).then(|| errors.join("; ")),
@@ -408,7 +456,9 @@ async fn backlog(
     floor::publish(&conn, &key, Pattern::Concurrent, n, 256, 0.0)
         .await
         .map_err(|e| format!("filling the stream: {e}"))?;
-    let len = floor::xlen(admin, &key).await.map_err(|e| format!("XLEN: {e}"))?;
+    let len = floor::xlen(admin, &key)
+        .await
+        .map_err(|e| format!("XLEN: {e}"))?;
     if len != n as u64 {
         return Err(format!("stream holds {len} entries after filling {n}"));
     }
@@ -449,12 +499,17 @@ async fn backlog(
             0.0
         },
         latency: None,
+        publish_rate: None,
         rss_kib: report.vm_hwm_kib,
         error: (!errors.is_empty()).then(|| errors.join("; ")),
     })
 }
 
-async fn check_dead_letters(admin: &mut MultiplexedConnection, settings: &Settings, errors: &mut Vec<String>) {
+async fn check_dead_letters(
+    admin: &mut MultiplexedConnection,
+    settings: &Settings,
+    errors: &mut Vec<String>,
+) {
     match floor::xlen(admin, &dead_letter_key(&settings.prefix)).await {
         Ok(0) => {}
         Ok(d) => errors.push(format!("{d} entries dead-lettered")),
@@ -462,13 +517,16 @@ async fn check_dead_letters(admin: &mut MultiplexedConnection, settings: &Settin
     }
 }
 
+/// Median and min–max of a figure over the runs that produced one (a run that failed its check
+/// after measuring still counts; the check column says it failed).
 fn spread(runs: &[Measure], f: impl Fn(&Measure) -> Option<f64>) -> Option<Spread> {
-    let values: Vec<f64> = runs.iter().filter(|m| m.error.is_none()).filter_map(f).collect();
+    let values: Vec<f64> = runs.iter().filter_map(f).filter(|v| *v > 0.0).collect();
     Spread::of(&values)
 }
 
 fn latency_cell(runs: &[Measure]) -> String {
-    let p = |f: fn(&Percentiles) -> f64| spread(runs, |m| m.latency.as_ref().map(f)).map(|s| s.median);
+    let p =
+        |f: fn(&Percentiles) -> f64| spread(runs, |m| m.latency.as_ref().map(f)).map(|s| s.median);
     match (p(|l| l.p50), p(|l| l.p99), p(|l| l.max)) {
         (Some(a), Some(b), Some(c)) => format!("{a:.2} / {b:.2} / {c:.2}"),
         _ => "-".into(),

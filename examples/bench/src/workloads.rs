@@ -73,17 +73,26 @@ pub async fn start_subscribers(
         .build()
         .await
         .map_err(|e| format!("event-bus: build: {e}"))?;
-    let running = bus
-        .start()
+    let running = tokio::time::timeout(Duration::from_secs(30), bus.start())
         .await
+        .map_err(|_| "event-bus: start did not return within 30 s".to_owned())?
         .map_err(|e| format!("event-bus: start: {e}"))?;
     Ok((bus, running))
 }
 
-/// Shuts a running bus down (in-flight handlers finish and ack).
+/// How long a shutdown may take before the run is failed: the handlers are no-ops and every
+/// event is handled by then, so this is one `BLOCK` (1 s) plus flushing the acks.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
+
+/// Shuts a running bus down (in-flight handlers finish and ack). A shutdown that does not
+/// finish within [`SHUTDOWN_LIMIT`] fails the run (and is left behind).
 pub async fn stop(running: RunningRedisBus) -> Result<(), String> {
-    running
-        .shutdown()
-        .await
-        .map_err(|e| format!("event-bus: shutdown: {e}"))
+    match tokio::time::timeout(SHUTDOWN_LIMIT, running.shutdown()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("event-bus: shutdown: {e}")),
+        Err(_) => Err(format!(
+            "event-bus: RunningRedisBus::shutdown did not return within {} s",
+            SHUTDOWN_LIMIT.as_secs()
+        )),
+    }
 }

@@ -6,12 +6,15 @@ use std::time::Duration;
 
 use event_bus_core::{
     BoxError, DeadLetter, DeadLetterError, Event, MemoryBus, PublishError, Published, RetryPolicy,
-    RunningMemoryBus, ShutdownError, StartError,
+    RunningMemoryBus, StartError,
 };
 use event_bus_redis::{RedisBus, RunningRedisBus};
 
 use crate::state::App;
 use crate::subscribers;
+
+/// How long shutdown waits for in-flight handlers.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Quick retries: the demo should not sit in backoff for long.
 fn retry_policy() -> RetryPolicy {
@@ -33,7 +36,7 @@ macro_rules! configure {
             // The linking safety net: start fails if one of these is not in the binary.
             .expect_subscribers(subscribers::ALL)
             .retry_policy(retry_policy())
-            .shutdown_timeout(Duration::from_secs(10))
+            .shutdown_timeout(SHUTDOWN_TIMEOUT)
     };
 }
 
@@ -192,10 +195,19 @@ impl Running {
         }
     }
 
-    pub async fn shutdown(self) -> Result<(), ShutdownError> {
-        match self {
-            Running::Memory(running) => running.shutdown().await,
-            Running::Redis(running) => running.shutdown().await,
+    /// Graceful shutdown. The bus gives in-flight handlers 10 s; a shutdown that takes much
+    /// longer than that is a bug, reported as an error instead of hanging the demo (and CI).
+    pub async fn shutdown(self) -> Result<(), BoxError> {
+        let limit = SHUTDOWN_TIMEOUT + Duration::from_secs(10);
+        let shutdown = async {
+            match self {
+                Running::Memory(running) => running.shutdown().await,
+                Running::Redis(running) => running.shutdown().await,
+            }
+        };
+        match tokio::time::timeout(limit, shutdown).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(format!("the bus did not shut down within {} s", limit.as_secs()).into()),
         }
     }
 }

@@ -106,11 +106,26 @@ fn specs() -> Vec<TenantSpec> {
             project_update: Some(((12, 30), "budget_hours", 140)),
             project_closed: None,
             time: &[
-                ((10, 45), 0, 150, "Replaced valve and pressure-tested the loop"),
-                ((12, 0), 100, 90, "Planned the service round with the office"),
+                (
+                    (10, 45),
+                    0,
+                    150,
+                    "Replaced valve and pressure-tested the loop",
+                ),
+                (
+                    (12, 0),
+                    100,
+                    90,
+                    "Planned the service round with the office",
+                ),
                 ((16, 35), 3, 45, "Re-seated the GPS unit, checked the fuse"),
                 ((17, 0), 1, 60, "Reset SSO mapping for the portal"),
-                ((17, 20), 100, 120, "Surveyed three sites for the service round"),
+                (
+                    (17, 20),
+                    100,
+                    120,
+                    "Surveyed three sites for the service round",
+                ),
             ],
         },
         TenantSpec {
@@ -150,7 +165,12 @@ fn specs() -> Vec<TenantSpec> {
             project_update: Some(((13, 0), "budget_hours", 96)),
             project_closed: Some((17, 30)),
             time: &[
-                ((11, 20), 0, 75, "Re-enrolled the phone, rebuilt the mail profile"),
+                (
+                    (11, 20),
+                    0,
+                    75,
+                    "Re-enrolled the phone, rebuilt the mail profile",
+                ),
                 ((14, 30), 100, 180, "Cabling plan for Dock Street"),
                 ((16, 50), 2, 30, "Cleared the fuser, ordered a roller kit"),
                 ((17, 10), 1, 90, "Imaged the laptop, waiting for the dock"),
@@ -207,11 +227,26 @@ fn specs() -> Vec<TenantSpec> {
             project_update: None,
             project_closed: Some((17, 40)),
             time: &[
-                ((10, 10), 2, 20, "Granted group access, verified from the postdoc's login"),
-                ((11, 5), 1, 95, "Rotated the backup credentials, re-ran the job"),
+                (
+                    (10, 10),
+                    2,
+                    20,
+                    "Granted group access, verified from the postdoc's login",
+                ),
+                (
+                    (11, 5),
+                    1,
+                    95,
+                    "Rotated the backup credentials, re-ran the job",
+                ),
                 ((12, 15), 0, 140, "Worked the VPN drops with the vendor"),
                 ((15, 0), 100, 240, "Staged the new sequencer nodes"),
-                ((16, 20), 3, 35, "Baseline I/O measurements on the file server"),
+                (
+                    (16, 20),
+                    3,
+                    35,
+                    "Baseline I/O measurements on the file server",
+                ),
             ],
         },
     ]

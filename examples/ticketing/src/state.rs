@@ -205,7 +205,10 @@ impl Webhooks {
     /// "POSTs" to an endpoint. Only `https://` URLs are accepted.
     pub fn post(&self, call: WebhookCall) -> Result<(), String> {
         if !call.url.starts_with("https://") {
-            return Err(format!("refusing to post to {:?}: not an https:// URL", call.url));
+            return Err(format!(
+                "refusing to post to {:?}: not an https:// URL",
+                call.url
+            ));
         }
         lock(&self.calls).push(call);
         Ok(())

@@ -14,7 +14,9 @@ use crate::events::{
     ProjectUpdated, TicketClosed, TicketCreated, TicketUpdated, TimeEntryApproved,
     TimeEntrySubmitted, PRIORITIES,
 };
-use crate::state::{AuditEntry, AuditLog, Directory, Email, Mailer, Scoreboard, SlaBoard, WebhookCall, Webhooks};
+use crate::state::{
+    AuditEntry, AuditLog, Directory, Email, Mailer, Scoreboard, SlaBoard, WebhookCall, Webhooks,
+};
 
 /// Every subscriber this program relies on. `main` hands the list to `.expect_subscribers`, so
 /// a subscriber that is not linked into the binary fails the start instead of silently never
@@ -79,7 +81,10 @@ fn score(ctx: &Context, result: Result<(), HandlerError>) -> Result<(), HandlerE
     ordering = "tenant",
     max_attempts = 3
 )]
-pub async fn email_on_update(event: Envelope<TicketUpdated>, ctx: Context) -> Result<(), HandlerError> {
+pub async fn email_on_update(
+    event: Envelope<TicketUpdated>,
+    ctx: Context,
+) -> Result<(), HandlerError> {
     let status = change_str(&event.payload.changes, "status").unwrap_or("edited");
     let result = email(&ctx, event.payload.ticket_id, &format!("updated: {status}"));
     score(&ctx, result)
@@ -87,7 +92,10 @@ pub async fn email_on_update(event: Envelope<TicketUpdated>, ctx: Context) -> Re
 
 /// Emails the support desk when a ticket is closed.
 #[subscriber("TICKET_CLOSED", name = "ticket-email-closed", max_attempts = 3)]
-pub async fn email_on_close(event: Envelope<TicketClosed>, ctx: Context) -> Result<(), HandlerError> {
+pub async fn email_on_close(
+    event: Envelope<TicketClosed>,
+    ctx: Context,
+) -> Result<(), HandlerError> {
     let result = email(&ctx, event.payload.ticket_id, "closed");
     score(&ctx, result)
 }
@@ -163,37 +171,79 @@ fn audit<E: Event>(event: &Envelope<E>, ctx: &Context) -> Result<(), HandlerErro
     Ok(())
 }
 
-#[subscriber("TICKET_CREATED", name = "audit-log-ticket-created", start = "earliest")]
-pub async fn audit_ticket_created(e: Envelope<TicketCreated>, ctx: Context) -> Result<(), HandlerError> {
+#[subscriber(
+    "TICKET_CREATED",
+    name = "audit-log-ticket-created",
+    start = "earliest"
+)]
+pub async fn audit_ticket_created(
+    e: Envelope<TicketCreated>,
+    ctx: Context,
+) -> Result<(), HandlerError> {
     score(&ctx, audit(&e, &ctx))
 }
 
-#[subscriber("TICKET_UPDATED", name = "audit-log-ticket-updated", start = "earliest")]
-pub async fn audit_ticket_updated(e: Envelope<TicketUpdated>, ctx: Context) -> Result<(), HandlerError> {
+#[subscriber(
+    "TICKET_UPDATED",
+    name = "audit-log-ticket-updated",
+    start = "earliest"
+)]
+pub async fn audit_ticket_updated(
+    e: Envelope<TicketUpdated>,
+    ctx: Context,
+) -> Result<(), HandlerError> {
     score(&ctx, audit(&e, &ctx))
 }
 
 #[subscriber("TICKET_CLOSED", name = "audit-log-ticket-closed", start = "earliest")]
-pub async fn audit_ticket_closed(e: Envelope<TicketClosed>, ctx: Context) -> Result<(), HandlerError> {
+pub async fn audit_ticket_closed(
+    e: Envelope<TicketClosed>,
+    ctx: Context,
+) -> Result<(), HandlerError> {
     score(&ctx, audit(&e, &ctx))
 }
 
-#[subscriber("PROJECT_CREATED", name = "audit-log-project-created", start = "earliest")]
-pub async fn audit_project_created(e: Envelope<ProjectCreated>, ctx: Context) -> Result<(), HandlerError> {
+#[subscriber(
+    "PROJECT_CREATED",
+    name = "audit-log-project-created",
+    start = "earliest"
+)]
+pub async fn audit_project_created(
+    e: Envelope<ProjectCreated>,
+    ctx: Context,
+) -> Result<(), HandlerError> {
     score(&ctx, audit(&e, &ctx))
 }
 
-#[subscriber("PROJECT_UPDATED", name = "audit-log-project-updated", start = "earliest")]
-pub async fn audit_project_updated(e: Envelope<ProjectUpdated>, ctx: Context) -> Result<(), HandlerError> {
+#[subscriber(
+    "PROJECT_UPDATED",
+    name = "audit-log-project-updated",
+    start = "earliest"
+)]
+pub async fn audit_project_updated(
+    e: Envelope<ProjectUpdated>,
+    ctx: Context,
+) -> Result<(), HandlerError> {
     score(&ctx, audit(&e, &ctx))
 }
 
-#[subscriber("PROJECT_CLOSED", name = "audit-log-project-closed", start = "earliest")]
-pub async fn audit_project_closed(e: Envelope<ProjectClosed>, ctx: Context) -> Result<(), HandlerError> {
+#[subscriber(
+    "PROJECT_CLOSED",
+    name = "audit-log-project-closed",
+    start = "earliest"
+)]
+pub async fn audit_project_closed(
+    e: Envelope<ProjectClosed>,
+    ctx: Context,
+) -> Result<(), HandlerError> {
     score(&ctx, audit(&e, &ctx))
 }
 
-#[subscriber("TIME_ENTRY_SUBMITTED", name = "audit-log-time-entry-submitted", start = "earliest")]
+#[subscriber(
+    "TIME_ENTRY_SUBMITTED",
+    name = "audit-log-time-entry-submitted",
+    start = "earliest"
+)]
 pub async fn audit_time_entry_submitted(
     e: Envelope<TimeEntrySubmitted>,
     ctx: Context,
@@ -201,7 +251,11 @@ pub async fn audit_time_entry_submitted(
     score(&ctx, audit(&e, &ctx))
 }
 
-#[subscriber("TIME_ENTRY_APPROVED", name = "audit-log-time-entry-approved", start = "earliest")]
+#[subscriber(
+    "TIME_ENTRY_APPROVED",
+    name = "audit-log-time-entry-approved",
+    start = "earliest"
+)]
 pub async fn audit_time_entry_approved(
     e: Envelope<TimeEntryApproved>,
     ctx: Context,
@@ -209,7 +263,11 @@ pub async fn audit_time_entry_approved(
     score(&ctx, audit(&e, &ctx))
 }
 
-#[subscriber("INVOICE_GENERATED", name = "audit-log-invoice-generated", start = "earliest")]
+#[subscriber(
+    "INVOICE_GENERATED",
+    name = "audit-log-invoice-generated",
+    start = "earliest"
+)]
 pub async fn audit_invoice_generated(
     e: Envelope<InvoiceGenerated>,
     ctx: Context,
@@ -217,7 +275,11 @@ pub async fn audit_invoice_generated(
     score(&ctx, audit(&e, &ctx))
 }
 
-#[subscriber("INVOICE_FINALIZED", name = "audit-log-invoice-finalized", start = "earliest")]
+#[subscriber(
+    "INVOICE_FINALIZED",
+    name = "audit-log-invoice-finalized",
+    start = "earliest"
+)]
 pub async fn audit_invoice_finalized(
     e: Envelope<InvoiceFinalized>,
     ctx: Context,
@@ -230,7 +292,10 @@ pub async fn audit_invoice_finalized(
 
 /// Locks a generated invoice and announces it with `INVOICE_FINALIZED`.
 #[subscriber("INVOICE_GENERATED", name = "billing-finalize")]
-pub async fn finalize_invoice(event: Envelope<InvoiceGenerated>, ctx: Context) -> Result<(), HandlerError> {
+pub async fn finalize_invoice(
+    event: Envelope<InvoiceGenerated>,
+    ctx: Context,
+) -> Result<(), HandlerError> {
     let invoice = event.payload;
     let result = ctx
         .publish(InvoiceFinalized {
@@ -340,7 +405,10 @@ mod tests {
             .await
             .expect_err("no endpoint");
         assert!(missing.is_permanent());
-        assert_eq!(missing.to_string(), "Test Tenant has no invoice webhook endpoint");
+        assert_eq!(
+            missing.to_string(),
+            "Test Tenant has no invoice webhook endpoint"
+        );
 
         webhooks.set_endpoint(t.id, "htp://hooks.test.example");
         let malformed = post_invoice_webhook(Envelope::new(invoice(t.id)), ctx())
@@ -353,9 +421,12 @@ mod tests {
     #[tokio::test]
     async fn missing_state_is_reported_not_panicked() {
         let t = tenant();
-        let err = post_invoice_webhook(Envelope::new(invoice(t.id)), Context::for_test(t.id, State::new()))
-            .await
-            .expect_err("no state");
+        let err = post_invoice_webhook(
+            Envelope::new(invoice(t.id)),
+            Context::for_test(t.id, State::new()),
+        )
+        .await
+        .expect_err("no state");
         assert!(err.to_string().contains("Webhooks"), "{err}");
     }
 
@@ -377,11 +448,17 @@ mod tests {
             })
         };
 
-        let err = email_on_close(closed(), ctx.clone()).await.expect_err("busy");
+        let err = email_on_close(closed(), ctx.clone())
+            .await
+            .expect_err("busy");
         assert!(err.is_transient());
-        email_on_close(closed(), ctx).await.expect("sent on the second try");
+        email_on_close(closed(), ctx)
+            .await
+            .expect("sent on the second try");
         assert_eq!(mailer.sent().len(), 1);
-        assert!(mailer.sent()[0].subject.starts_with("[Test Tenant] Ticket 00000000 closed"));
+        assert!(mailer.sent()[0]
+            .subject
+            .starts_with("[Test Tenant] Ticket 00000000 closed"));
     }
 
     #[test]

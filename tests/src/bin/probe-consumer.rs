@@ -15,7 +15,9 @@ use tokio::io::AsyncReadExt;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let [_, url, prefix, subscriber, consumer] = args.as_slice() else {
-        return Err("usage: probe-consumer <redis-url> <prefix> <subscriber> <consumer-name>".into());
+        return Err(
+            "usage: probe-consumer <redis-url> <prefix> <subscriber> <consumer-name>".into(),
+        );
     };
     let bus = RedisBus::builder()
         .url(url)

@@ -370,9 +370,10 @@ impl Dispatcher {
             Ok(Err(e)) => Err(Failure::from_handler(e)),
             Err(panic) => Err(Failure::from_panic(panic)),
         };
-        if let Err(failure) = &result {
-            span.in_scope(|| tracing::debug!(%failure, "attempt failed"));
-        }
+        span.in_scope(|| match &result {
+            Ok(()) => tracing::debug!("handled"),
+            Err(failure) => tracing::debug!(%failure, "attempt failed"),
+        });
         result
     }
 

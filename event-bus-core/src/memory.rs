@@ -241,6 +241,7 @@ impl BusInner {
             }
             Phase::Closed => return Err(PublishError::Closed),
         }
+        tracing::debug!(entry_id = %id, "published");
         Ok(Published::new(event.event_id, id.to_string()))
     }
 }

@@ -107,6 +107,7 @@ impl BusInner {
                 source: "XADD returned no entry id".into(),
             })?;
             Counters::add(&self.counters.published, 1);
+            tracing::debug!(%entry_id, "published");
             Ok(Published::new(event.event_id, entry_id))
         }
         .instrument(span)

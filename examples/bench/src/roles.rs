@@ -62,6 +62,8 @@ pub struct SubscriberReport {
     pub start_to_last_s: f64,
     /// Peak resident set (`VmHWM`), KiB.
     pub vm_hwm_kib: Option<u64>,
+    /// CPU time (user + system) the subscriber used, seconds.
+    pub cpu_s: Option<f64>,
     pub error: Option<String>,
 }
 
@@ -138,6 +140,7 @@ async fn publisher(spec: &ChildSpec) -> PublisherReport {
 async fn subscriber(spec: &ChildSpec) -> SubscriberReport {
     let collector = Arc::new(Collector::new(spec.count, false));
     let target = spec.count as u64;
+    let cpu_start = cpu_time_s();
     let start = Instant::now();
     let error = match spec.side {
         Side::Floor => floor_subscriber(spec, &collector, target).await.err(),
@@ -167,6 +170,7 @@ async fn subscriber(spec: &ChildSpec) -> SubscriberReport {
         summary: collector.summary(),
         start_to_last_s,
         vm_hwm_kib: peak_rss_kib(),
+        cpu_s: cpu_time_s().zip(cpu_start).map(|(end, start)| end - start),
         error,
     }
 }
@@ -211,6 +215,19 @@ pub fn peak_rss_kib() -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// CPU time (user + system, all threads) of this process so far, in seconds, from
+/// `/proc/self/stat` (clock ticks of 10 ms).
+pub fn cpu_time_s() -> Option<f64> {
+    const TICKS_PER_S: f64 = 100.0; // sysconf(_SC_CLK_TCK) on Linux
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3 (state).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / TICKS_PER_S)
 }
 
 /// Starts a child running `spec`.

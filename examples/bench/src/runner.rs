@@ -132,6 +132,9 @@ pub struct Measure {
     pub publish_rate: Option<f64>,
     pub latency: Option<Percentiles>,
     pub rss_kib: Option<u64>,
+    /// CPU time of the measured process (the publisher for W1/W2, the subscribers' process for
+    /// W3–W6) per event it published or handled, µs.
+    pub cpu_us_per_event: Option<f64>,
     pub error: Option<String>,
 }
 
@@ -211,6 +214,11 @@ pub async fn run_workload(
         if f.rate > 0.0 {
             line.push_str(&format!(", ratio {:.2}", o.rate / f.rate));
         }
+        if let (Some(oc), Some(fc)) = (o.cpu_us_per_event, f.cpu_us_per_event) {
+            line.push_str(&format!(
+                "; CPU/event event-bus {oc:.1} µs, floor {fc:.1} µs"
+            ));
+        }
         if let (Some(op), Some(fp)) = (o.publish_rate, f.publish_rate) {
             line.push_str(&format!(
                 " (publishers: event-bus {}/s, floor {}/s)",
@@ -255,6 +263,7 @@ async fn run_once(
     if let Err(e) = floor::reset(admin, &keys).await {
         return Measure::failed(format!("reset streams: {e}"));
     }
+    let cpu_start = roles::cpu_time_s();
     let result = match w {
         Workload::W1 => publish_only(side, Pattern::Sequential, n, settings, admin).await,
         Workload::W2 => publish_only(side, Pattern::Concurrent, n, settings, admin).await,
@@ -273,7 +282,18 @@ async fn run_once(
         Workload::W5 => backlog(side, n, settings, admin).await,
         Workload::W6 => live(side, 1, Pattern::Paced, n, settings, admin).await,
     };
-    result.unwrap_or_else(Measure::failed)
+    let cpu_end = roles::cpu_time_s();
+    let mut m = result.unwrap_or_else(Measure::failed);
+    if m.cpu_us_per_event.is_none() && w != Workload::W5 {
+        let events = match w {
+            Workload::W4 => n * settings.w4_subscribers,
+            _ => n,
+        };
+        m.cpu_us_per_event = cpu_end
+            .zip(cpu_start)
+            .map(|(end, start)| (end - start) * 1e6 / events as f64);
+    }
+    m
 }
 
 /// W1 / W2: publish `n` events in `pattern`; the figure is events/s.
@@ -438,6 +458,7 @@ async fn live(
         publish_rate,
         latency: Percentiles::of(&mut samples),
         rss_kib: None,
+        cpu_us_per_event: None,
         error: (!errors.is_empty()).then(|| errors.join("; ")),
     })
 }
@@ -501,6 +522,7 @@ async fn backlog(
         latency: None,
         publish_rate: None,
         rss_kib: report.vm_hwm_kib,
+        cpu_us_per_event: report.cpu_s.map(|s| s * 1e6 / n as f64),
         error: (!errors.is_empty()).then(|| errors.join("; ")),
     })
 }
@@ -544,6 +566,7 @@ pub fn table(rows: &[Row]) -> String {
         "event-bus latency p50 / p99 / max ms",
         "floor latency p50 / p99 / max ms",
         "peak RSS event-bus / floor",
+        "CPU µs/event event-bus / floor",
         "check",
     ]);
     for row in rows {
@@ -572,6 +595,14 @@ pub fn table(rows: &[Row]) -> String {
         } else {
             String::new()
         };
+        let cpu = {
+            let o = spread(&row.ours, |m| m.cpu_us_per_event).map(|s| s.median);
+            let f = spread(&row.floor, |m| m.cpu_us_per_event).map(|s| s.median);
+            match (o, f) {
+                (Some(o), Some(f)) => format!("{o:.1} / {f:.1}"),
+                _ => "-".into(),
+            }
+        };
         let failures = row.failures().len();
         let check = if failures == 0 {
             "ok".to_owned()
@@ -587,6 +618,7 @@ pub fn table(rows: &[Row]) -> String {
             lat_ours,
             lat_floor,
             rss,
+            cpu,
             check,
         ]);
     }

@@ -75,7 +75,7 @@ pub enum StartError {
         second: String,
     },
     /// A subscriber listens to an event type nobody registered.
-    #[error("subscriber {subscriber:?} ({location}) listens to {event_type:?}, which no #[derive(Event)] type in this binary declares")]
+    #[error("subscriber {subscriber:?} ({location}) listens to {event_type:?}, which is not a registered event type: derive `Event` for it, or with `.discover(false)` register it with `.register_event::<T>()`")]
     UnknownEventType {
         /// The subscriber.
         subscriber: String,

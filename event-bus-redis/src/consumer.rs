@@ -76,7 +76,7 @@ impl ConsumerShared {
             Ok(v) => reply::entries(v)
                 .into_iter()
                 .next()
-                .map(|e| e.fields)
+                .map(Entry::into_text_fields)
                 .unwrap_or_default(),
             Err(_) => Vec::new(),
         }
@@ -329,7 +329,9 @@ async fn deliver(
             pool.submit(message).await;
         }
         None => {
-            let message = Message::new(entry.id, Vec::new(), attempt).with_fields(entry.fields);
+            let id = entry.id.clone();
+            let message =
+                Message::new(id, Vec::new(), attempt).with_fields(entry.into_text_fields());
             pool.sink()
                 .dead_letter(
                     message,

@@ -3,11 +3,12 @@
 
 use redis::Value;
 
-/// One stream entry: its id and its fields in order.
+/// One stream entry: its id and its fields in order, as the bytes Redis sent (no copies, no
+/// UTF-8 checks on the hot path).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub(crate) id: String,
-    pub(crate) fields: Vec<(String, Vec<u8>)>,
+    pub(crate) fields: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Entry {
@@ -15,14 +16,22 @@ impl Entry {
     pub(crate) fn field(&self, name: &str) -> Option<&[u8]> {
         self.fields
             .iter()
-            .find(|(k, _)| k == name)
+            .find(|(k, _)| k == name.as_bytes())
             .map(|(_, v)| v.as_slice())
     }
 
     /// Removes and returns field `name`.
     pub(crate) fn take_field(&mut self, name: &str) -> Option<Vec<u8>> {
-        let i = self.fields.iter().position(|(k, _)| k == name)?;
+        let i = self.fields.iter().position(|(k, _)| k == name.as_bytes())?;
         Some(self.fields.swap_remove(i).1)
+    }
+
+    /// The fields with their names as text (for dead letters).
+    pub(crate) fn into_text_fields(self) -> Vec<(String, Vec<u8>)> {
+        self.fields
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+            .collect()
     }
 
     pub(crate) fn field_str(&self, name: &str) -> Option<String> {
@@ -75,7 +84,7 @@ fn entry(value: Value) -> Option<Entry> {
     let mut fields = Vec::new();
     let mut kv = items(fields_value).into_iter();
     while let (Some(k), Some(v)) = (kv.next(), kv.next()) {
-        if let (Some(k), Some(v)) = (string(k), bytes(v)) {
+        if let (Some(k), Some(v)) = (bytes(k), bytes(v)) {
             fields.push((k, v));
         }
     }

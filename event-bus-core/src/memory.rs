@@ -325,8 +325,9 @@ impl MemoryBus {
             by_name.insert(subscriber.name().to_owned(), tx);
             let capacity = (subscriber.options().concurrency as usize * 2).max(64);
             let dispatcher = Dispatcher::new(subscriber, shared.clone(), self.inner.options.retry);
-            let pool = WorkerPool::new(dispatcher, sink, capacity);
-            feeders.push(tokio::spawn(feed(rx, pool)));
+            let pool = Arc::new(WorkerPool::new(dispatcher, sink, capacity));
+            let feeder = tokio::spawn(feed(rx, Arc::clone(&pool)));
+            feeders.push((pool, feeder));
         }
         *phase = Phase::Running { by_type, by_name };
         Ok(RunningMemoryBus {
@@ -403,16 +404,12 @@ impl MemoryBus {
     }
 }
 
-async fn feed(
-    mut rx: mpsc::UnboundedReceiver<Message>,
-    pool: WorkerPool<MemorySink>,
-) -> WorkerPool<MemorySink> {
+async fn feed(mut rx: mpsc::UnboundedReceiver<Message>, pool: Arc<WorkerPool<MemorySink>>) {
     while let Some(message) = rx.recv().await {
         if !pool.submit(message).await {
             break;
         }
     }
-    pool
 }
 
 /// A started [`MemoryBus`]: wait for it to settle, or shut it down.
@@ -420,7 +417,7 @@ async fn feed(
 #[must_use = "dropping the handle leaves the bus running; call `shutdown`"]
 pub struct RunningMemoryBus {
     bus: MemoryBus,
-    feeders: Vec<JoinHandle<WorkerPool<MemorySink>>>,
+    feeders: Vec<(Arc<WorkerPool<MemorySink>>, JoinHandle<()>)>,
 }
 
 impl RunningMemoryBus {
@@ -451,14 +448,14 @@ impl RunningMemoryBus {
         *self.bus.inner.phase() = Phase::Closed;
         let deadline = tokio::time::Instant::now() + self.bus.inner.options.shutdown_timeout;
         let mut result = Ok(());
-        for feeder in self.feeders {
-            let pool = match feeder.await {
-                Ok(pool) => pool,
-                Err(e) => {
-                    result = Err(ShutdownError::Worker(e.to_string()));
-                    continue;
-                }
-            };
+        for (pool, mut feeder) in self.feeders {
+            // Hand what was published to the pool, then drain it, all within the deadline.
+            if tokio::time::timeout_at(deadline, &mut feeder)
+                .await
+                .is_err()
+            {
+                feeder.abort();
+            }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if let Err(e) = pool.shutdown(left).await {
                 result = Err(e);

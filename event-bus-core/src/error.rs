@@ -100,6 +100,9 @@ pub enum StartError {
         /// What is wrong.
         message: String,
     },
+    /// The bus is misconfigured (for example, no Redis URL).
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// `start` was called twice.
     #[error("the bus is already started")]
     AlreadyStarted,

@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
-use crate::context::{Shared, State};
+use crate::context::Shared;
 use crate::dead_letter::{DeadLetter, DeadLetterError};
 use crate::dispatch::{Dispatcher, Failure, RetryPolicy};
 use crate::envelope::Envelope;
@@ -511,11 +511,4 @@ impl Sink for MemorySink {
     async fn redeliver(&self, message: &Message) -> Option<u32> {
         Some(message.attempt + 1)
     }
-}
-
-#[allow(dead_code)]
-fn _assert_send() {
-    fn is_send<T: Send + Sync>() {}
-    is_send::<MemoryBus>();
-    let _ = State::new();
 }

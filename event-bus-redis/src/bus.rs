@@ -164,13 +164,11 @@ impl RedisBus {
     }
 
     pub(crate) async fn connect(mut config: RedisConfig) -> Result<Self, StartError> {
-        let url = config
-            .url
-            .clone()
-            .ok_or_else(|| StartError::InvalidOption {
-                subscriber: String::new(),
-                message: "no Redis URL: call `.url(\"redis://...\")` on the builder".to_owned(),
-            })?;
+        let url = config.url.clone().ok_or_else(|| {
+            StartError::Config(
+                "no Redis URL: call `.url(\"redis://...\")` on the builder".to_owned(),
+            )
+        })?;
         let client =
             Client::open(url.as_str()).map_err(transport(format!("a client for {url}")))?;
         let conn = connection::manager(&client, config.response_timeout)

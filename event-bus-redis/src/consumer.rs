@@ -317,12 +317,7 @@ impl Consumer {
 }
 
 /// Turns a read entry into a delivery, or dead-letters it when it has no `event` field.
-async fn deliver(
-    shared: &ConsumerShared,
-    pool: &WorkerPool<RedisSink>,
-    mut entry: Entry,
-    attempt: u32,
-) {
+async fn deliver(pool: &WorkerPool<RedisSink>, mut entry: Entry, attempt: u32) {
     match entry.take_field("event") {
         Some(payload) => {
             let message = Message::new(entry.id, payload, attempt);
@@ -340,7 +335,6 @@ async fn deliver(
                 .await;
         }
     }
-    let _ = shared;
 }
 
 async fn read_loop(
@@ -370,7 +364,7 @@ async fn read_loop(
             Ok(reply) => {
                 backoff.reset();
                 for entry in reply::read_reply(reply) {
-                    deliver(&shared, &pool, entry, 1).await;
+                    deliver(&pool, entry, 1).await;
                 }
             }
             Err(e) if is_nogroup(&e) => {
@@ -533,7 +527,7 @@ async fn claim_stale(
                         )
                         .await;
                 } else {
-                    deliver(shared, pool, entry, attempt).await;
+                    deliver(pool, entry, attempt).await;
                 }
             }
         }

@@ -68,6 +68,7 @@ pub struct Recorder {
     attempts: Mutex<Vec<Attempt>>,
     changed: Notify,
     echo: std::sync::atomic::AtomicBool,
+    starts: std::sync::atomic::AtomicUsize,
 }
 
 impl Recorder {
@@ -79,7 +80,15 @@ impl Recorder {
         r
     }
 
+    /// How many handler attempts have started (finished or not).
+    pub fn starts(&self) -> usize {
+        self.starts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn started(&self, subscriber: &str, seq: u64, attempt: u32) {
+        self.starts
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.changed.notify_waiters();
         if self.echo.load(std::sync::atomic::Ordering::SeqCst) {
             println!("start {subscriber} {seq} {attempt}");
         }

@@ -359,8 +359,12 @@ async fn graceful_shutdown_lets_in_flight_handlers_finish(kind: BusKind) {
         p.sleep_ms = 300;
         bus.publish(p).await.expect("publish");
     }
-    // Wait until the handlers are running, then shut down while they sleep.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Wait until every handler is running, then shut down while they sleep.
+    assert!(t.recorder.wait_until(WAIT, |r| r.starts() == 8).await);
+    assert!(
+        t.recorder.handled("probe-concurrent").is_empty(),
+        "none finished yet"
+    );
     running.shutdown().await.expect("shutdown");
     exactly_once(&t.recorder.handled("probe-concurrent"), 8);
     if let event_bus_tests::AnyBus::Redis(_) = bus {

@@ -891,3 +891,13 @@ async fn publish_returns_the_error_when_redis_is_unreachable() {
     let refused = RedisBus::builder().url(server.url()).build().await;
     assert!(refused.is_err(), "build reports an unreachable server");
 }
+
+#[tokio::test]
+async fn a_builder_without_a_url_is_a_configuration_error() {
+    let err = RedisBus::builder().build().await.expect_err("no url");
+    assert!(
+        matches!(err, event_bus_core::StartError::Config(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains(".url("), "{err}");
+}

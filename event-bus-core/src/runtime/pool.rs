@@ -221,13 +221,6 @@ impl<S: Sink> WorkerPool<S> {
         }
     }
 
-    /// Waits until nothing is queued or running (new submissions may follow).
-    pub async fn idle(&self) {
-        if let Ok(all) = self.room.acquire_many(self.capacity).await {
-            drop(all);
-        }
-    }
-
     /// Stops taking work, lets queued and running deliveries finish within `deadline`, then
     /// aborts what is left (those entries stay unacknowledged). Deliveries waiting to be
     /// retried are abandoned at once.

@@ -882,3 +882,41 @@ async fn a_builder_without_a_url_is_a_configuration_error() {
     );
     assert!(err.to_string().contains(".url("), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_share_one_multiplexed_connection() {
+    let server = RedisServer::start(&[]);
+    let mut conn = raw(&server.url()).await;
+    let bus = RedisBus::builder()
+        .url(server.url())
+        .build()
+        .await
+        .expect("bus");
+    let tenant = Uuid::new_v4();
+    let publishes = (0..500).map(|seq| {
+        let bus = bus.clone();
+        tokio::spawn(async move { bus.publish(Probe::new(tenant, seq)).await })
+    });
+    let mut ids = HashSet::new();
+    for handle in publishes.collect::<Vec<_>>() {
+        let published = handle.await.expect("task").expect("publish");
+        ids.insert(published.entry_id);
+    }
+    assert_eq!(ids.len(), 500);
+    let len: u64 = redis::cmd("XLEN")
+        .arg("event:PROBE")
+        .query_async(&mut conn)
+        .await
+        .expect("xlen");
+    assert_eq!(len, 500);
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await
+        .expect("client list");
+    assert_eq!(
+        clients.lines().count(),
+        2,
+        "this test's connection and the bus's one: {clients}"
+    );
+}

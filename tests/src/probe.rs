@@ -133,6 +133,14 @@ impl Recorder {
             .collect()
     }
 
+    /// The attempt numbers of `subscriber`'s attempts for `seq`, in order.
+    pub fn attempt_numbers(&self, subscriber: &str, seq: u64) -> Vec<u32> {
+        self.attempts_of(subscriber, seq)
+            .iter()
+            .map(|a| a.attempt)
+            .collect()
+    }
+
     /// The seqs `subscriber` handled successfully, in the order it did.
     pub fn order(&self, subscriber: &str) -> Vec<u64> {
         self.attempts()

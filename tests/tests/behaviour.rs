@@ -175,12 +175,7 @@ async fn always_failing_handler_is_dead_lettered_after_max_attempts(kind: BusKin
     assert!(letter
         .payload_str()
         .contains(&published.event_id.to_string()));
-    let attempts: Vec<u32> = t
-        .recorder
-        .attempts_of("probe-retry3", 1)
-        .iter()
-        .map(|a| a.attempt)
-        .collect();
+    let attempts: Vec<u32> = t.recorder.attempt_numbers("probe-retry3", 1);
     assert_eq!(attempts, vec![1, 2, 3]);
     assert_eq!(t.recorder.handled("probe-retry3").len(), 1);
     t.cleanup().await;

@@ -436,24 +436,17 @@ async fn poison_entries_are_dead_lettered_at_once_and_do_not_block_the_stream() 
         assert_eq!(letter.deliveries, 1, "{what} was not retried");
         assert!(!letter.error.is_empty());
     }
-    let wrong_type = letters
-        .iter()
-        .find(|l| l.source_message_id == ids[2])
-        .expect("letter");
-    assert!(
-        wrong_type.error.contains("TICKET_UPDATED"),
-        "{}",
-        wrong_type.error
-    );
-    let no_event = letters
-        .iter()
-        .find(|l| l.source_message_id == ids[1])
-        .expect("letter");
-    assert!(
-        no_event.error.contains("no `event` field"),
-        "{}",
-        no_event.error
-    );
+    let error_of = |id: &str| {
+        letters
+            .iter()
+            .find(|l| l.source_message_id == id)
+            .map(|l| l.error.clone())
+            .unwrap_or_default()
+    };
+    let wrong_type = error_of(&ids[2]);
+    assert!(wrong_type.contains("TICKET_UPDATED"), "{wrong_type}");
+    let no_event = error_of(&ids[1]);
+    assert!(no_event.contains("no `event` field"), "{no_event}");
     assert_eq!(t.recorder.attempts().len(), 1, "no handler saw the poison");
     assert_eq!(pending_count(&mut conn, &stream, "probe-a").await, 0);
     // The dead-letter entry keeps the original fields and adds the seed's and ours.
@@ -671,12 +664,7 @@ async fn deliveries_before_a_crash_count_toward_max_attempts() {
         t.recorder.attempts_of("probe-retry3", 1).is_empty(),
         "no 4th attempt"
     );
-    let second_attempts: Vec<u32> = t
-        .recorder
-        .attempts_of("probe-retry3", 2)
-        .iter()
-        .map(|a| a.attempt)
-        .collect();
+    let second_attempts: Vec<u32> = t.recorder.attempt_numbers("probe-retry3", 2);
     assert_eq!(
         second_attempts,
         vec![2],

@@ -70,6 +70,15 @@ impl fmt::Debug for Shared {
     }
 }
 
+/// What every delivery to one subscriber shares: its name and the bus's [`Shared`]. One
+/// allocation per subscriber, so that a delivery's context costs one reference count on a
+/// counter no other subscriber touches (threads running other subscribers do not contend).
+#[derive(Debug)]
+pub(crate) struct Scope {
+    pub(crate) subscriber: Box<str>,
+    pub(crate) shared: Shared,
+}
+
 /// The delivery a handler is running for.
 ///
 /// ```
@@ -102,8 +111,7 @@ pub struct Context {
     event_id: Uuid,
     attempt: u32,
     message_id: Arc<str>,
-    subscriber: Arc<str>,
-    shared: Shared,
+    scope: Arc<Scope>,
 }
 
 impl Context {
@@ -112,16 +120,14 @@ impl Context {
         event_id: Uuid,
         attempt: u32,
         message_id: Arc<str>,
-        subscriber: Arc<str>,
-        shared: Shared,
+        scope: Arc<Scope>,
     ) -> Self {
         Self {
             tenant_id,
             event_id,
             attempt,
             message_id,
-            subscriber,
-            shared,
+            scope,
         }
     }
 
@@ -133,8 +139,10 @@ impl Context {
             Uuid::nil(),
             1,
             Arc::from("0-0"),
-            Arc::from("test"),
-            Shared::new(state, Arc::new(crate::publish::ClosedPublisher)),
+            Arc::new(Scope {
+                subscriber: "test".into(),
+                shared: Shared::new(state, Arc::new(crate::publish::ClosedPublisher)),
+            }),
         )
     }
 
@@ -166,20 +174,24 @@ impl Context {
 
     /// The subscriber's name (its consumer group on Redis).
     pub fn subscriber(&self) -> &str {
-        &self.subscriber
+        &self.scope.subscriber
     }
 
     /// The shared value of type `T` handed to the bus builder with `.state(value)`.
     pub fn state<T: Send + Sync + 'static>(&self) -> Result<&T, MissingState> {
-        self.shared.state.get::<T>().ok_or_else(|| MissingState {
-            type_name: std::any::type_name::<T>().into(),
-        })
+        self.scope
+            .shared
+            .state
+            .get::<T>()
+            .ok_or_else(|| MissingState {
+                type_name: std::any::type_name::<T>().into(),
+            })
     }
 
     /// Publishes a follow-up event on the same bus.
     pub async fn publish<E: Event>(&self, event: E) -> Result<Published, PublishError> {
         let encoded = encode(event)?;
-        self.shared.publisher.publish_encoded(encoded).await
+        self.scope.shared.publisher.publish_encoded(encoded).await
     }
 }
 
@@ -190,7 +202,7 @@ impl fmt::Debug for Context {
             .field("event_id", &self.event_id)
             .field("attempt", &self.attempt)
             .field("message_id", &self.message_id)
-            .field("subscriber", &self.subscriber)
+            .field("subscriber", &self.scope.subscriber)
             .finish_non_exhaustive()
     }
 }

@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use crate::context::{Context, Shared};
+use crate::context::{Context, Scope, Shared};
 use crate::envelope::{Envelope, EventMeta};
 use crate::error::HandlerError;
 use crate::event::Event;
@@ -298,8 +298,7 @@ pub enum Decision {
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
     subscriber: Subscriber,
-    name: Arc<str>,
-    shared: Shared,
+    scope: Arc<Scope>,
     policy: RetryPolicy,
     max_attempts: u32,
 }
@@ -313,9 +312,11 @@ impl Dispatcher {
             .unwrap_or(policy.default_max_attempts())
             .max(1);
         Self {
-            name: Arc::from(subscriber.name()),
+            scope: Arc::new(Scope {
+                subscriber: subscriber.name().into(),
+                shared,
+            }),
             subscriber,
-            shared,
             policy,
             max_attempts,
         }
@@ -346,7 +347,7 @@ impl Dispatcher {
         let Prepared { meta, call } = prepared;
         let span = tracing::info_span!(
             "handle",
-            subscriber = %self.name,
+            subscriber = %self.scope.subscriber,
             event_type = self.subscriber.event_type(),
             event_id = %meta.id,
             tenant_id = %meta.tenant_id,
@@ -358,8 +359,7 @@ impl Dispatcher {
             meta.id,
             attempt,
             Arc::clone(message_id),
-            Arc::clone(&self.name),
-            self.shared.clone(),
+            Arc::clone(&self.scope),
         );
         let outcome = AssertUnwindSafe(async move { call(ctx).await })
             .catch_unwind()

@@ -406,7 +406,7 @@ impl MemoryBus {
 
 async fn feed(mut rx: mpsc::UnboundedReceiver<Message>, pool: Arc<WorkerPool<MemorySink>>) {
     while let Some(message) = rx.recv().await {
-        if !pool.submit(message).await {
+        if !pool.handle(message).await {
             break;
         }
     }
@@ -448,18 +448,19 @@ impl RunningMemoryBus {
         *self.bus.inner.phase() = Phase::Closed;
         let deadline = tokio::time::Instant::now() + self.bus.inner.options.shutdown_timeout;
         let mut result = Ok(());
+        for (pool, _) in &self.feeders {
+            pool.begin_shutdown();
+        }
         for (pool, mut feeder) in self.feeders {
-            // Hand what was published to the pool, then drain it, all within the deadline.
-            if tokio::time::timeout_at(deadline, &mut feeder)
-                .await
-                .is_err()
-            {
-                feeder.abort();
-            }
+            // Hand what was published to the pool (or handle it), then drain the pool, all
+            // within the deadline; a feeder still handling at the deadline is stopped after the
+            // pool has counted its delivery as unfinished.
+            let _ = tokio::time::timeout_at(deadline, &mut feeder).await;
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if let Err(e) = pool.shutdown(left).await {
                 result = Err(e);
             }
+            feeder.abort();
         }
         result
     }

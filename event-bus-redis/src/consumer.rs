@@ -3,6 +3,7 @@
 //! [`Sink`] through which the core's worker pool reports outcomes.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use crate::config::{RedisConfig, Retention};
 use crate::connection::{is_busygroup, is_nogroup, Backoff, BlockingConnection};
 use crate::dead_letter::{self, DeadLetterFields};
 use crate::keys::dead_letter_stream;
-use crate::reply::{self, Entry};
+use crate::reply::{self, Entry, StreamId};
 use crate::stats::Counters;
 
 /// What the tasks of one consumer share.
@@ -28,7 +29,7 @@ pub(crate) struct ConsumerShared {
     pub(crate) consumer: String,
     pub(crate) conn: ConnectionManager,
     pub(crate) counters: Arc<Counters>,
-    acks: mpsc::UnboundedSender<Arc<str>>,
+    acks: mpsc::UnboundedSender<StreamId>,
 }
 
 /// The outcomes of deliveries, written to Redis.
@@ -85,12 +86,20 @@ impl ConsumerShared {
 
 impl Sink for RedisSink {
     async fn handled(&self, message: Message) {
-        Counters::add(&self.shared.counters.handled, 1);
         match &message.replay_of {
-            Some(letter) => self.shared.delete_dead_letter(letter).await,
+            Some(letter) => {
+                Counters::add(&self.shared.counters.handled, 1);
+                self.shared.delete_dead_letter(letter).await;
+            }
             None => {
-                if self.shared.acks.send(message.id).is_err() {
-                    tracing::error!(stream = %self.shared.stream, "acker stopped; entry stays pending");
+                // Counted as handled by the acker, once acknowledged.
+                let queued = match StreamId::parse(&message.id) {
+                    Some(id) => self.shared.acks.send(id).is_ok(),
+                    None => false,
+                };
+                if !queued {
+                    Counters::add(&self.shared.counters.handled, 1);
+                    self.shared.ack_now(&message.id).await;
                 }
             }
         }
@@ -303,26 +312,45 @@ impl Consumer {
         self,
         deadline: Duration,
     ) -> Result<(), event_bus_core::ShutdownError> {
-        let _ = self.stop.send(true);
-        // The reader finishes its current read (at most one BLOCK) and hands over what it got.
-        let _ = self.reader.await;
-        let _ = self.maintenance.await;
-        let result = self.pool.shutdown(deadline).await;
-        drop(self.pool);
-        drop(self.shared);
+        let deadline = tokio::time::Instant::now() + deadline;
+        let Self {
+            reader,
+            maintenance,
+            pool,
+            stop,
+            shared,
+            acker,
+            ..
+        } = self;
+        let _ = stop.send(true);
+        pool.begin_shutdown();
+        // The reader finishes its current read (at most one BLOCK) and handles or hands over
+        // what it got; whatever still runs at the deadline is counted by the pool, then stopped.
+        let mut tasks = [reader, maintenance];
+        for task in &mut tasks {
+            let _ = tokio::time::timeout_at(deadline, task).await;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let result = pool.shutdown(left).await;
+        for task in tasks {
+            if !task.is_finished() {
+                task.abort();
+                let _ = task.await;
+            }
+        }
+        drop(pool);
+        drop(shared);
         // The acker ends when every sender (the sink's) is gone, after flushing.
-        let _ = self.acker.await;
+        let _ = acker.await;
         result
     }
 }
 
-/// Turns a read entry into a delivery, or dead-letters it when it has no `event` field.
-async fn deliver(pool: &WorkerPool<RedisSink>, mut entry: Entry, attempt: u32) {
+/// Turns a read entry into a delivery; an entry with no `event` field cannot be one and is
+/// dead-lettered at once.
+async fn delivery(pool: &WorkerPool<RedisSink>, mut entry: Entry, attempt: u32) -> Option<Message> {
     match entry.take_field("event") {
-        Some(payload) => {
-            let message = Message::new(entry.id, payload, attempt);
-            pool.submit(message).await;
-        }
+        Some(payload) => Some(Message::new(entry.id, payload, attempt)),
         None => {
             let id = entry.id.clone();
             let message =
@@ -333,6 +361,7 @@ async fn deliver(pool: &WorkerPool<RedisSink>, mut entry: Entry, attempt: u32) {
                     Failure::new(FailureKind::Decode, "stream entry has no `event` field"),
                 )
                 .await;
+            None
         }
     }
 }
@@ -347,25 +376,42 @@ async fn read_loop(
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let block_ms = u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1);
-    while !*stop.borrow() {
-        let count = batch.min(pool.room().max(1));
-        let mut read = cmd("XREADGROUP");
-        read.arg("GROUP")
-            .arg(&shared.group)
-            .arg(&shared.consumer)
-            .arg("COUNT")
-            .arg(count)
-            .arg("BLOCK")
-            .arg(block_ms)
-            .arg("STREAMS")
-            .arg(&shared.stream)
-            .arg(">");
-        match conn.query(&read).await {
+    let mut read = cmd("XREADGROUP");
+    read.arg("GROUP")
+        .arg(&shared.group)
+        .arg(&shared.consumer)
+        .arg("COUNT")
+        .arg(batch)
+        .arg("BLOCK")
+        .arg(block_ms)
+        .arg("STREAMS")
+        .arg(&shared.stream)
+        .arg(">");
+    let handle_all = |entries: Vec<Entry>| {
+        let pool = &pool;
+        async move {
+            for entry in entries {
+                if let Some(message) = delivery(pool, entry, 1).await {
+                    pool.handle(message).await;
+                }
+            }
+        }
+    };
+    let mut fetched = Vec::new();
+    loop {
+        if *stop.borrow() {
+            // Read no more; what the last read fetched is ours to handle.
+            handle_all(fetched).await;
+            return;
+        }
+        // The next read is in flight while this batch is handled: the round trip overlaps
+        // the handlers, and at most two batches are held beside the pool's own room.
+        let (result, ()) =
+            tokio::join!(conn.query(&read), handle_all(std::mem::take(&mut fetched)));
+        match result {
             Ok(reply) => {
                 backoff.reset();
-                for entry in reply::read_reply(reply) {
-                    deliver(&pool, entry, 1).await;
-                }
+                fetched = reply::read_reply(reply);
             }
             Err(e) if is_nogroup(&e) => {
                 // The stream or its group is gone (deleted, or Redis lost its data): recreate
@@ -397,11 +443,14 @@ async fn sleep_unless_stopped(delay: Duration, stop: &watch::Receiver<bool>) {
     }
 }
 
-async fn ack_loop(shared: Arc<ConsumerShared>, mut rx: mpsc::UnboundedReceiver<Arc<str>>) {
-    let mut ids: Vec<Arc<str>> = Vec::with_capacity(1024);
+async fn ack_loop(shared: Arc<ConsumerShared>, mut rx: mpsc::UnboundedReceiver<StreamId>) {
+    let mut ids: Vec<StreamId> = Vec::with_capacity(1024);
+    let mut text = String::new();
     let mut conn = shared.conn.clone();
     let stream = shared.stream.clone();
     let group = shared.group.clone();
+    let counters = Arc::clone(&shared.counters);
+    // `shared` holds the sender this loop ends on.
     drop(shared);
     while rx.recv_many(&mut ids, 1024).await > 0 {
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
@@ -409,10 +458,15 @@ async fn ack_loop(shared: Arc<ConsumerShared>, mut rx: mpsc::UnboundedReceiver<A
             let mut c = cmd("XACK");
             c.arg(&stream).arg(&group);
             for id in &ids {
-                c.arg(&**id);
+                text.clear();
+                let _ = write!(text, "{id}");
+                c.arg(text.as_str());
             }
             match c.query_async::<Value>(&mut conn).await {
-                Ok(_) => break,
+                Ok(_) => {
+                    Counters::add(&counters.handled, ids.len() as u64);
+                    break;
+                }
                 Err(e) if attempt == 5 => {
                     tracing::error!(%stream, %group, error = %e, entries = ids.len(),
                         "XACK failed; these entries stay pending and will be delivered again");
@@ -526,8 +580,8 @@ async fn claim_stale(
                             ),
                         )
                         .await;
-                } else {
-                    deliver(pool, entry, attempt).await;
+                } else if let Some(message) = delivery(pool, entry, attempt).await {
+                    pool.submit(message).await;
                 }
             }
         }

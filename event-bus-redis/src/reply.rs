@@ -1,7 +1,34 @@
 //! Parsing stream replies (`XREADGROUP`, `XAUTOCLAIM`, `XCLAIM`, `XRANGE`, `XPENDING`) from
 //! `redis::Value`, for RESP2 and RESP3 alike, without intermediate maps.
 
+use std::fmt;
+
 use redis::Value;
+
+/// A stream entry id, `<ms>-<seq>`, as a plain value: ids queued for acknowledgement carry no
+/// allocation from the task that handled the entry to the task that acknowledges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StreamId {
+    ms: u64,
+    seq: u64,
+}
+
+impl StreamId {
+    /// Parses `<ms>-<seq>`; `None` for anything else.
+    pub(crate) fn parse(id: &str) -> Option<Self> {
+        let (ms, seq) = id.split_once('-')?;
+        Some(Self {
+            ms: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
 
 /// One stream entry: its id and its fields in order, as the bytes Redis sent (no copies, no
 /// UTF-8 checks on the hot path).
@@ -52,7 +79,9 @@ pub(crate) fn bytes(value: Value) -> Option<Vec<u8>> {
 }
 
 pub(crate) fn string(value: Value) -> Option<String> {
-    bytes(value).map(|b| String::from_utf8_lossy(&b).into_owned())
+    bytes(value).map(|b| {
+        String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    })
 }
 
 pub(crate) fn int(value: &Value) -> Option<i64> {
@@ -81,8 +110,9 @@ fn entry(value: Value) -> Option<Entry> {
     if matches!(fields_value, Value::Nil) {
         return None;
     }
-    let mut fields = Vec::new();
-    let mut kv = items(fields_value).into_iter();
+    let kv = items(fields_value);
+    let mut fields = Vec::with_capacity(kv.len() / 2);
+    let mut kv = kv.into_iter();
     while let (Some(k), Some(v)) = (kv.next(), kv.next()) {
         if let (Some(k), Some(v)) = (bytes(k), bytes(v)) {
             fields.push((k, v));
@@ -93,7 +123,10 @@ fn entry(value: Value) -> Option<Entry> {
 
 /// A list of entries (`XRANGE`, `XCLAIM`, one stream of `XREADGROUP`).
 pub(crate) fn entries(value: Value) -> Vec<Entry> {
-    items(value).into_iter().filter_map(entry).collect()
+    let values = items(value);
+    let mut out = Vec::with_capacity(values.len());
+    out.extend(values.into_iter().filter_map(entry));
+    out
 }
 
 /// Whether a list-of-entries reply (`XCLAIM`) holds at least one live entry.
@@ -103,18 +136,16 @@ pub(crate) fn has_entries(value: &Value) -> bool {
 
 /// The entries of a single-stream `XREADGROUP` reply (nil on timeout).
 pub(crate) fn read_reply(value: Value) -> Vec<Entry> {
-    match value {
-        Value::Nil => Vec::new(),
-        Value::Map(pairs) => pairs.into_iter().flat_map(|(_, v)| entries(v)).collect(),
-        other => items(other)
-            .into_iter()
-            .flat_map(|stream| {
-                let mut parts = items(stream).into_iter();
-                let _key = parts.next();
-                parts.next().map(entries).unwrap_or_default()
-            })
-            .collect(),
-    }
+    let stream = match value {
+        Value::Nil => return Vec::new(),
+        Value::Map(pairs) => pairs.into_iter().next().map(|(_, entries)| entries),
+        other => items(other).into_iter().next().and_then(|stream| {
+            let mut parts = items(stream).into_iter();
+            let _key = parts.next();
+            parts.next()
+        }),
+    };
+    stream.map(entries).unwrap_or_default()
 }
 
 /// `XAUTOCLAIM` reply: next cursor, claimed entries, ids deleted while pending.
@@ -179,6 +210,19 @@ mod tests {
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn stream_ids_round_trip() {
+        let id = StreamId::parse("1732665600123-42").expect("an id");
+        assert_eq!(id.to_string(), "1732665600123-42");
+        assert_eq!(
+            StreamId::parse("18446744073709551615-0").map(|i| i.to_string()),
+            Some("18446744073709551615-0".to_owned())
+        );
+        for bad in ["", "12", "12-", "-3", "a-1", "1-2-3", "1 -2"] {
+            assert_eq!(StreamId::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

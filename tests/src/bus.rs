@@ -45,6 +45,8 @@ pub struct TestBus {
     pub consumer_name: Option<String>,
     /// BLOCK (Redis).
     pub block: Duration,
+    /// How long a shutdown may take (default 10 s).
+    pub shutdown_timeout: Duration,
 }
 
 impl TestBus {
@@ -63,6 +65,7 @@ impl TestBus {
             claim_interval: Duration::from_secs(5),
             consumer_name: None,
             block: Duration::from_millis(200),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 
@@ -75,7 +78,7 @@ impl TestBus {
                     .only(self.only.clone())
                     .state(SharedRecorder(Arc::clone(&self.recorder)))
                     .retry_policy(self.retry)
-                    .shutdown_timeout(Duration::from_secs(10))
+                    .shutdown_timeout(self.shutdown_timeout)
                     .build(),
             ),
             BusKind::Redis => {
@@ -85,7 +88,7 @@ impl TestBus {
                     .only(self.only.clone())
                     .state(SharedRecorder(Arc::clone(&self.recorder)))
                     .retry_policy(self.retry)
-                    .shutdown_timeout(Duration::from_secs(10))
+                    .shutdown_timeout(self.shutdown_timeout)
                     .claim_idle(self.claim_idle)
                     .claim_interval(self.claim_interval)
                     .block(self.block);

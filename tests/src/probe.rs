@@ -69,6 +69,8 @@ pub struct Recorder {
     changed: Notify,
     echo: std::sync::atomic::AtomicBool,
     starts: std::sync::atomic::AtomicUsize,
+    running: std::sync::atomic::AtomicUsize,
+    peak_running: std::sync::atomic::AtomicUsize,
 }
 
 impl Recorder {
@@ -85,9 +87,20 @@ impl Recorder {
         self.starts.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// The most handler attempts that ever ran at the same time (across subscribers).
+    pub fn peak_running(&self) -> usize {
+        self.peak_running.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn started(&self, subscriber: &str, seq: u64, attempt: u32) {
         self.starts
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let running = self
+            .running
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        self.peak_running
+            .fetch_max(running, std::sync::atomic::Ordering::SeqCst);
         self.changed.notify_waiters();
         if self.echo.load(std::sync::atomic::Ordering::SeqCst) {
             println!("start {subscriber} {seq} {attempt}");
@@ -100,6 +113,8 @@ impl Recorder {
     }
 
     fn record(&self, attempt: Attempt) {
+        self.running
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         if self.echo.load(std::sync::atomic::Ordering::SeqCst) {
             println!(
                 "done {} {} {} {}",

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use event_bus_core::{FailureKind, PublishError, RetryPolicy};
+use event_bus_core::{FailureKind, PublishError, RetryPolicy, ShutdownError};
 use event_bus_tests::{BusKind, Probe, TestBus};
 use uuid::Uuid;
 
@@ -41,6 +41,9 @@ on_both_buses!(
     replay_goes_to_the_failing_subscriber_only,
     failing_tenant_does_not_delay_other_tenants,
     graceful_shutdown_lets_in_flight_handlers_finish,
+    shutdown_abandons_a_waiting_retry_at_once,
+    shutdown_deadline_counts_a_handler_still_running,
+    concurrency_one_holds_for_replays_too,
     context_carries_tenant_attempt_and_message_id,
 );
 
@@ -362,31 +365,125 @@ async fn graceful_shutdown_lets_in_flight_handlers_finish(kind: BusKind) {
     );
     running.shutdown().await.expect("shutdown");
     exactly_once(&t.recorder.handled("probe-concurrent"), 8);
-    if let event_bus_tests::AnyBus::Redis(_) = bus {
-        let client = redis::Client::open(t.url.as_str()).expect("client");
-        let mut conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("conn");
-        let pending: redis::Value = redis::cmd("XPENDING")
-            .arg(format!("{}:PROBE", t.prefix))
-            .arg("probe-concurrent")
-            .query_async(&mut conn)
-            .await
-            .expect("xpending");
-        let count = match pending {
-            redis::Value::Array(v) => match v.first() {
-                Some(redis::Value::Int(n)) => *n,
-                _ => -1,
-            },
-            _ => -1,
-        };
+    if kind == BusKind::Redis {
         assert_eq!(
-            count, 0,
+            pending(&t, "probe-concurrent").await,
+            0,
             "every handled entry was acknowledged before shutdown returned"
         );
     }
     assert!(bus.publish(Probe::new(tenant, 99)).await.is_ok() || kind == BusKind::Memory);
+    t.cleanup().await;
+}
+
+/// Entries of `group` delivered and not acknowledged (Redis).
+async fn pending(t: &TestBus, group: &str) -> i64 {
+    let client = redis::Client::open(t.url.as_str()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let reply: redis::Value = redis::cmd("XPENDING")
+        .arg(format!("{}:PROBE", t.prefix))
+        .arg(group)
+        .query_async(&mut conn)
+        .await
+        .expect("xpending");
+    match reply {
+        redis::Value::Array(v) => match v.first() {
+            Some(redis::Value::Int(n)) => *n,
+            _ => panic!("XPENDING summary without a count: {v:?}"),
+        },
+        other => panic!("XPENDING summary: {other:?}"),
+    }
+}
+
+/// `probe-a` runs one delivery at a time on its feeder's task; a retry waiting its backoff
+/// there must not hold up a shutdown (it is abandoned, its entry left unacknowledged).
+async fn shutdown_abandons_a_waiting_retry_at_once(kind: BusKind) {
+    let mut t = TestBus::new(kind, "abandon", &["probe-a"]);
+    t.retry = RetryPolicy::default()
+        .max_attempts(5)
+        .backoff(Duration::from_secs(60), Duration::from_secs(60));
+    // Longer than the backoff on Redis (capped at claim_idle / 2 = 15 s): a shutdown that
+    // waited for the retry would run attempt 2 before returning.
+    t.shutdown_timeout = Duration::from_secs(30);
+    let bus = t.build().await;
+    let running = bus.start().await.expect("start");
+    let mut p = Probe::new(Uuid::new_v4(), 1);
+    p.fail_first = 1;
+    bus.publish(p).await.expect("publish");
+    assert!(
+        t.recorder
+            .wait_until(WAIT, |r| r.attempts_of("probe-a", 1).len() == 1)
+            .await
+    );
+    running
+        .shutdown()
+        .await
+        .expect("the waiting retry is abandoned");
+    assert_eq!(t.recorder.attempt_numbers("probe-a", 1), vec![1]);
+    assert!(bus.dead_letters().await.expect("list").is_empty());
+    if kind == BusKind::Redis {
+        assert_eq!(pending(&t, "probe-a").await, 1, "left for a later claim");
+    }
+    t.cleanup().await;
+}
+
+/// A handler still running at the shutdown deadline is stopped and reported, also when it runs
+/// on the feeder's task (`probe-a`, concurrency 1).
+async fn shutdown_deadline_counts_a_handler_still_running(kind: BusKind) {
+    let mut t = TestBus::new(kind, "deadline", &["probe-a"]);
+    t.shutdown_timeout = Duration::from_millis(300);
+    let bus = t.build().await;
+    let running = bus.start().await.expect("start");
+    let mut p = Probe::new(Uuid::new_v4(), 1);
+    p.sleep_ms = 60_000;
+    bus.publish(p).await.expect("publish");
+    assert!(t.recorder.wait_until(WAIT, |r| r.starts() == 1).await);
+    match running.shutdown().await {
+        Err(ShutdownError::Deadline { unfinished }) => assert_eq!(unfinished, 1),
+        other => panic!("expected a deadline error for one delivery, got {other:?}"),
+    }
+    assert!(t.recorder.attempts().is_empty(), "the handler was stopped");
+    if kind == BusKind::Redis {
+        assert_eq!(pending(&t, "probe-a").await, 1, "left for a later claim");
+    }
+    t.cleanup().await;
+}
+
+/// Concurrency 1 holds for every delivery of a subscriber, whatever brings it: a replay
+/// waits for the delivery running before it.
+async fn concurrency_one_holds_for_replays_too(kind: BusKind) {
+    let t = TestBus::new(kind, "one-at-a-time", &["probe-a"]);
+    let bus = t.build().await;
+    let running = bus.start().await.expect("start");
+    let tenant = Uuid::new_v4();
+    let mut failing = Probe::new(tenant, 1);
+    failing.permanent = true;
+    failing.sleep_ms = 200;
+    bus.publish(failing).await.expect("publish");
+    let letters = bus.wait_dead_letters(1, WAIT).await;
+    assert_eq!(letters.len(), 1);
+    let mut slow = Probe::new(tenant, 2);
+    slow.sleep_ms = 300;
+    bus.publish(slow).await.expect("publish");
+    assert!(t.recorder.wait_until(WAIT, |r| r.starts() == 2).await);
+    // The slow delivery is running: the replay must wait for it.
+    bus.replay_dead_letter(&letters[0]).await.expect("replay");
+    assert!(
+        t.recorder
+            .wait_until(WAIT, |r| r.attempts_of("probe-a", 1).len() == 2
+                && r.attempts_of("probe-a", 2).len() == 1)
+            .await
+    );
+    assert_eq!(t.recorder.peak_running(), 1, "never two at once");
+    assert_eq!(
+        t.recorder.order("probe-a"),
+        vec![2],
+        "only the slow one succeeded"
+    );
+    running.shutdown().await.expect("shutdown");
     t.cleanup().await;
 }
 

@@ -1,12 +1,17 @@
 //! [`WorkerPool`]: runs one subscriber's deliveries with bounded concurrency and bounded
 //! buffering, per-tenant ordering when asked, retries with backoff, and a graceful drain.
 //!
+//! A subscriber that runs one delivery at a time in no particular order (the default) is run
+//! on its feeder's own task ([`WorkerPool::handle`]): no hand-off to another task per delivery,
+//! which on a multi-threaded runtime is what costs the most when handlers are quick.
+//!
 //! What happens to a delivery's outcome (ack, dead letter, redelivery) is the bus's business,
 //! through its [`Sink`].
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -90,12 +95,16 @@ struct Inner<S> {
 /// Unordered subscribers get `concurrency` workers fed from one queue; per-tenant ordered ones
 /// get a lane per tenant with work, at most `concurrency` running at once. At most `capacity`
 /// deliveries are held (queued or running) at any time: [`WorkerPool::submit`] waits for room.
+/// With concurrency 1 and no ordering, [`WorkerPool::handle`] runs a delivery on the calling
+/// task instead, still one at a time.
 pub struct WorkerPool<S: Sink> {
     inner: Arc<Inner<S>>,
     room: Arc<Semaphore>,
     capacity: u32,
     per_tenant: bool,
+    in_place: bool,
     queue: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    closed: AtomicBool,
     stop: watch::Sender<bool>,
 }
 
@@ -138,6 +147,10 @@ impl<S: Sink> WorkerPool<S> {
                     loop {
                         let job = rx.lock().await.recv().await;
                         let Some(job) = job else { break };
+                        // Shared with `handle`, so that concurrency 1 holds for both.
+                        let Ok(_slot) = Arc::clone(&inner2.slots).acquire_owned().await else {
+                            break;
+                        };
                         inner2.process(job, false).await;
                     }
                 });
@@ -149,7 +162,9 @@ impl<S: Sink> WorkerPool<S> {
             room: Arc::new(Semaphore::new(capacity as usize)),
             capacity,
             per_tenant,
+            in_place: !per_tenant && concurrency == 1,
             queue: Mutex::new(queue),
+            closed: AtomicBool::new(false),
             stop: stop_tx,
         }
     }
@@ -164,23 +179,39 @@ impl<S: Sink> WorkerPool<S> {
         &self.inner.sink
     }
 
-    /// How many more deliveries fit right now.
-    pub fn room(&self) -> usize {
-        self.room.available_permits()
-    }
-
     /// How many deliveries are queued or running.
     pub fn held(&self) -> usize {
         self.capacity as usize - self.room.available_permits()
     }
 
-    /// Waits for room, then queues `message`. Returns `false` when the pool is shutting down
+    /// Runs `message` to its end (success, dead letter, or abandonment at shutdown) on the
+    /// calling task when the subscriber runs one delivery at a time in no particular order;
+    /// otherwise the same as [`WorkerPool::submit`]. Meant for the one task that feeds the
+    /// pool from its source, which then fetches no more while a delivery runs. Returns `false`
+    /// when the pool is shut down (the message was not taken).
+    pub async fn handle(&self, message: Message) -> bool {
+        if !self.in_place {
+            return self.submit(message).await;
+        }
+        let Some(room) = self.take_room().await else {
+            return false;
+        };
+        let Ok(_slot) = Arc::clone(&self.inner.slots).acquire_owned().await else {
+            return false;
+        };
+        let job = Job {
+            message,
+            prepared: None,
+            _room: room,
+        };
+        self.inner.process(job, false).await;
+        true
+    }
+
+    /// Waits for room, then queues `message`. Returns `false` when the pool is shut down
     /// (the message was not taken).
     pub async fn submit(&self, message: Message) -> bool {
-        if *self.stop.borrow() {
-            return false;
-        }
-        let Ok(room) = Arc::clone(&self.room).acquire_owned().await else {
+        let Some(room) = self.take_room().await else {
             return false;
         };
         let queue = if self.per_tenant {
@@ -221,11 +252,29 @@ impl<S: Sink> WorkerPool<S> {
         }
     }
 
+    /// Room for one more delivery, unless the pool is shut down.
+    async fn take_room(&self) -> Option<OwnedSemaphorePermit> {
+        if self.closed.load(AtomicOrdering::Acquire) {
+            return None;
+        }
+        Arc::clone(&self.room).acquire_owned().await.ok()
+    }
+
+    /// The first step of a shutdown: deliveries waiting to be retried are abandoned from now
+    /// on (their entries stay unacknowledged), while new ones are still taken, so that a
+    /// feeder can hand over what it already fetched. [`WorkerPool::shutdown`] does this too.
+    pub fn begin_shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+
     /// Stops taking work, lets queued and running deliveries finish within `deadline`, then
     /// aborts what is left (those entries stay unacknowledged). Deliveries waiting to be
-    /// retried are abandoned at once.
+    /// retried are abandoned at once. Deliveries running on a feeder's task
+    /// ([`WorkerPool::handle`]) count as unfinished if they outlast `deadline`; stopping that
+    /// task is the feeder's owner's business.
     pub async fn shutdown(&self, deadline: Duration) -> Result<(), ShutdownError> {
-        let _ = self.stop.send(true);
+        self.begin_shutdown();
+        self.closed.store(true, AtomicOrdering::Release);
         self.queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -292,7 +341,8 @@ impl<S: Sink> Inner<S> {
         }
     }
 
-    /// Runs one delivery to its end: success, dead letter, or abandonment at shutdown.
+    /// Runs one delivery to its end: success, dead letter, or abandonment at shutdown. A lane
+    /// takes a slot for each attempt; otherwise the caller holds one throughout.
     async fn process(&self, job: Job, lane: bool) {
         let Job {
             mut message,

@@ -172,9 +172,8 @@ impl RedisBusBuilder {
         self
     }
 
-    /// Entries per read (default 100). Reads are bounded: a subscriber holds at most two reads
-    /// (the one being handled and the next, in flight meanwhile) and, when it runs handlers
-    /// concurrently, twice this many queued or running; nothing is prefetched without limit.
+    /// Entries per read (default 100). At most about twice this many are held per
+    /// subscriber: reads are bounded, nothing is prefetched without limit.
     pub fn read_batch(mut self, n: usize) -> Self {
         self.config.read_batch = n.max(1);
         self

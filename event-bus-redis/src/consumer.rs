@@ -376,42 +376,30 @@ async fn read_loop(
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let block_ms = u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1);
-    let mut read = cmd("XREADGROUP");
-    read.arg("GROUP")
-        .arg(&shared.group)
-        .arg(&shared.consumer)
-        .arg("COUNT")
-        .arg(batch)
-        .arg("BLOCK")
-        .arg(block_ms)
-        .arg("STREAMS")
-        .arg(&shared.stream)
-        .arg(">");
-    let handle_all = |entries: Vec<Entry>| {
-        let pool = &pool;
-        async move {
-            for entry in entries {
-                if let Some(message) = delivery(pool, entry, 1).await {
-                    pool.handle(message).await;
-                }
-            }
-        }
-    };
-    let mut fetched = Vec::new();
-    loop {
-        if *stop.borrow() {
-            // Read no more; what the last read fetched is ours to handle.
-            handle_all(fetched).await;
-            return;
-        }
-        // The next read is in flight while this batch is handled: the round trip overlaps
-        // the handlers, and at most two batches are held beside the pool's own room.
-        let (result, ()) =
-            tokio::join!(conn.query(&read), handle_all(std::mem::take(&mut fetched)));
-        match result {
+    while !*stop.borrow() {
+        // Never more than the pool has room for: reads are bounded.
+        let count = batch.min(pool.room().max(1));
+        let mut read = cmd("XREADGROUP");
+        read.arg("GROUP")
+            .arg(&shared.group)
+            .arg(&shared.consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(block_ms)
+            .arg("STREAMS")
+            .arg(&shared.stream)
+            .arg(">");
+        // Read, then handle what was read before reading again: the reply is parsed and its
+        // entries handled and freed on one thread, and a stop lets what was read be handled.
+        match conn.query(&read).await {
             Ok(reply) => {
                 backoff.reset();
-                fetched = reply::read_reply(reply);
+                for entry in reply::read_reply(reply) {
+                    if let Some(message) = delivery(&pool, entry, 1).await {
+                        pool.handle(message).await;
+                    }
+                }
             }
             Err(e) if is_nogroup(&e) => {
                 // The stream or its group is gone (deleted, or Redis lost its data): recreate

@@ -179,6 +179,11 @@ impl<S: Sink> WorkerPool<S> {
         &self.inner.sink
     }
 
+    /// How many more deliveries fit right now.
+    pub fn room(&self) -> usize {
+        self.room.available_permits()
+    }
+
     /// How many deliveries are queued or running.
     pub fn held(&self) -> usize {
         self.capacity as usize - self.room.available_permits()

@@ -83,17 +83,57 @@ impl BlockingConnection {
     /// Sends `cmd`, connecting first if needed. After an error the connection is dropped, so
     /// the next call builds a fresh one.
     pub(crate) async fn query(&mut self, cmd: &Cmd) -> RedisResult<Value> {
-        let conn = match &mut self.conn {
+        let conn = self.connection().await?;
+        let result = cmd.query_async::<Value>(conn).await;
+        self.check(result)
+    }
+
+    /// Sends `first` and `then` in one round trip (`then` may block: `first` runs before it)
+    /// and returns both replies, each its own result. An error of the round trip itself (a
+    /// broken or timed-out connection) is the error.
+    pub(crate) async fn query_after(
+        &mut self,
+        first: Cmd,
+        then: &Cmd,
+    ) -> RedisResult<(RedisResult<Value>, RedisResult<Value>)> {
+        let conn = self.connection().await?;
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors()
+            .add_command(first)
+            .add_command(then.clone());
+        let result = pipe.query_async::<Vec<RedisResult<Value>>>(conn).await;
+        if let Err(e) = &result {
+            if !is_server_reply(e) {
+                self.conn = None;
+            }
+        }
+        let mut replies = result?.into_iter();
+        let mut next = || {
+            replies.next().unwrap_or_else(|| {
+                Err(redis::RedisError::from((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "a pipeline of two commands returned fewer replies",
+                )))
+            })
+        };
+        let first = next();
+        Ok((first, next()))
+    }
+
+    async fn connection(&mut self) -> RedisResult<&mut MultiplexedConnection> {
+        let conn = match self.conn.take() {
             Some(conn) => conn,
             None => {
-                let conn = self
-                    .client
+                self.client
                     .get_multiplexed_async_connection_with_config(&self.config)
-                    .await?;
-                self.conn.insert(conn)
+                    .await?
             }
         };
-        let result = cmd.query_async::<Value>(conn).await;
+        Ok(self.conn.insert(conn))
+    }
+
+    /// Drops the connection after an error that was not the server's reply.
+    fn check(&mut self, result: RedisResult<Value>) -> RedisResult<Value> {
         if let Err(e) = &result {
             if !is_server_reply(e) {
                 self.conn = None;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use event_bus_core::runtime::{Dispatcher, Message, Sink, WorkerPool};
@@ -30,6 +30,9 @@ pub(crate) struct ConsumerShared {
     pub(crate) conn: ConnectionManager,
     pub(crate) counters: Arc<Counters>,
     acks: mpsc::UnboundedSender<StreamId>,
+    /// Entries the reader handled in place since its last read: acknowledged by the reader
+    /// itself, in the same round trip as its next read.
+    read_acks: Mutex<Vec<StreamId>>,
 }
 
 /// The outcomes of deliveries, written to Redis.
@@ -38,6 +41,27 @@ pub(crate) struct RedisSink {
 }
 
 impl ConsumerShared {
+    fn read_acks_mut(&self) -> std::sync::MutexGuard<'_, Vec<StreamId>> {
+        self.read_acks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn take_read_acks(&self) -> Vec<StreamId> {
+        std::mem::take(&mut *self.read_acks_mut())
+    }
+
+    /// Hands acknowledgements to the acker (which retries them).
+    fn to_acker(&self, ids: Vec<StreamId>) {
+        for id in ids {
+            if self.acks.send(id).is_err() {
+                tracing::error!(stream = %self.stream, group = %self.group,
+                    "acker stopped; entries stay pending and will be delivered again");
+                return;
+            }
+        }
+    }
+
     async fn ack_now(&self, id: &str) {
         let mut conn = self.conn.clone();
         let result: RedisResult<Value> = cmd("XACK")
@@ -92,8 +116,12 @@ impl Sink for RedisSink {
                 self.shared.delete_dead_letter(letter).await;
             }
             None => {
-                // Counted as handled by the acker, once acknowledged.
+                // Counted as handled once acknowledged.
                 let queued = match StreamId::parse(&message.id) {
+                    Some(id) if message.in_place => {
+                        self.shared.read_acks_mut().push(id);
+                        true
+                    }
                     Some(id) => self.shared.acks.send(id).is_ok(),
                     None => false,
                 };
@@ -263,6 +291,7 @@ impl Consumer {
             conn,
             counters,
             acks: ack_tx,
+            read_acks: Mutex::new(Vec::new()),
         });
         let max_attempts = dispatcher.max_attempts();
         let capacity = config.read_batch * 2;
@@ -338,6 +367,8 @@ impl Consumer {
                 let _ = task.await;
             }
         }
+        // What the reader handled after its last read.
+        shared.to_acker(shared.take_read_acks());
         drop(pool);
         drop(shared);
         // The acker ends when every sender (the sink's) is gone, after flushing.
@@ -392,7 +423,33 @@ async fn read_loop(
             .arg(">");
         // Read, then handle what was read before reading again: the reply is parsed and its
         // entries handled and freed on one thread, and a stop lets what was read be handled.
-        match conn.query(&read).await {
+        // What was handled in place is acknowledged in the same round trip, before the read.
+        let acks = shared.take_read_acks();
+        let result = if acks.is_empty() {
+            conn.query(&read).await
+        } else {
+            let mut text = String::new();
+            let xack = xack(&shared.stream, &shared.group, &acks, &mut text);
+            match conn.query_after(xack, &read).await {
+                Ok((Ok(_), read_result)) => {
+                    Counters::add(&shared.counters.handled, acks.len() as u64);
+                    read_result
+                }
+                Ok((Err(e), read_result)) => {
+                    tracing::warn!(stream = %shared.stream, group = %shared.group, error = %e,
+                        "XACK failed; sent again with the next read");
+                    shared.read_acks_mut().extend(acks);
+                    read_result
+                }
+                Err(e) => {
+                    // Not known to be applied: sent again with the next read (acknowledging
+                    // twice is harmless), on a fresh connection.
+                    shared.read_acks_mut().extend(acks);
+                    Err(e)
+                }
+            }
+        };
+        match result {
             Ok(reply) => {
                 backoff.reset();
                 for entry in reply::read_reply(reply) {
@@ -423,6 +480,18 @@ async fn read_loop(
     }
 }
 
+/// `XACK stream group id...`; `text` is scratch space for formatting ids.
+fn xack(stream: &str, group: &str, ids: &[StreamId], text: &mut String) -> redis::Cmd {
+    let mut c = cmd("XACK");
+    c.arg(stream).arg(group);
+    for id in ids {
+        text.clear();
+        let _ = write!(text, "{id}");
+        c.arg(text.as_str());
+    }
+    c
+}
+
 async fn sleep_unless_stopped(delay: Duration, stop: &watch::Receiver<bool>) {
     let mut stop = stop.clone();
     tokio::select! {
@@ -443,13 +512,7 @@ async fn ack_loop(shared: Arc<ConsumerShared>, mut rx: mpsc::UnboundedReceiver<S
     while rx.recv_many(&mut ids, 1024).await > 0 {
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         for attempt in 1..=5 {
-            let mut c = cmd("XACK");
-            c.arg(&stream).arg(&group);
-            for id in &ids {
-                text.clear();
-                let _ = write!(text, "{id}");
-                c.arg(text.as_str());
-            }
+            let c = xack(&stream, &group, &ids, &mut text);
             match c.query_async::<Value>(&mut conn).await {
                 Ok(_) => {
                     Counters::add(&counters.handled, ids.len() as u64);

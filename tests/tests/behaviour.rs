@@ -41,6 +41,7 @@ on_both_buses!(
     replay_goes_to_the_failing_subscriber_only,
     failing_tenant_does_not_delay_other_tenants,
     graceful_shutdown_lets_in_flight_handlers_finish,
+    graceful_shutdown_acknowledges_what_was_handled_in_place,
     shutdown_abandons_a_waiting_retry_at_once,
     shutdown_deadline_counts_a_handler_still_running,
     concurrency_one_holds_for_replays_too,
@@ -373,6 +374,24 @@ async fn graceful_shutdown_lets_in_flight_handlers_finish(kind: BusKind) {
         );
     }
     assert!(bus.publish(Probe::new(tenant, 99)).await.is_ok() || kind == BusKind::Memory);
+    t.cleanup().await;
+}
+
+/// `probe-a` (concurrency 1) runs on its reader's task: the delivery running when the
+/// shutdown starts finishes, and is acknowledged before `shutdown` returns.
+async fn graceful_shutdown_acknowledges_what_was_handled_in_place(kind: BusKind) {
+    let t = TestBus::new(kind, "shutdown-in-place", &["probe-a"]);
+    let bus = t.build().await;
+    let running = bus.start().await.expect("start");
+    let mut p = Probe::new(Uuid::new_v4(), 0);
+    p.sleep_ms = 300;
+    bus.publish(p).await.expect("publish");
+    assert!(t.recorder.wait_until(WAIT, |r| r.starts() == 1).await);
+    running.shutdown().await.expect("shutdown");
+    exactly_once(&t.recorder.handled("probe-a"), 1);
+    if kind == BusKind::Redis {
+        assert_eq!(pending(&t, "probe-a").await, 0);
+    }
     t.cleanup().await;
 }
 

@@ -908,3 +908,94 @@ async fn concurrent_publishes_share_one_multiplexed_connection() {
         "this test's connection and the bus's one: {clients}"
     );
 }
+
+/// Waits until `group` has no pending entries; returns the last count seen.
+async fn wait_no_pending(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> i64 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let n = pending_count(conn, stream, group).await;
+        if n == 0 || tokio::time::Instant::now() >= deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the bus has counted `n` entries handled (acknowledged); returns the count.
+async fn wait_handled_stat(bus: &RedisBus, n: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let handled = bus.stats().handled;
+        if handled >= n || tokio::time::Instant::now() >= deadline {
+            return handled;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A concurrency-1 subscriber handles on its reader's task and acknowledges with its next
+/// read: entries are acknowledged as soon as their batch is done, also when nothing follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_handled_in_place_are_acknowledged_without_more_traffic() {
+    event_bus_tests::init_tracing();
+    let t = TestBus::new(BusKind::Redis, "ack-in-place", &["probe-a"]);
+    let bus = t.build().await;
+    let running = bus.start().await.expect("start");
+    let tenant = Uuid::new_v4();
+    for seq in 0..50 {
+        bus.publish(Probe::new(tenant, seq)).await.expect("publish");
+    }
+    assert!(t.recorder.wait_handled("probe-a", 50, WAIT).await);
+    let mut conn = raw(&t.url).await;
+    let stream = format!("{}:PROBE", t.prefix);
+    assert_eq!(wait_no_pending(&mut conn, &stream, "probe-a").await, 0);
+    // Counted when the reply to the acknowledging round trip arrives (after its read's BLOCK).
+    assert_eq!(wait_handled_stat(redis_bus(&bus), 50).await, 50);
+    running.shutdown().await.expect("shutdown");
+    t.cleanup().await;
+}
+
+/// The acknowledgement rides on the next read; when that round trip is lost with its
+/// connection, it is sent again on the new one: the entry is not left pending (to be claimed
+/// and handled twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledgement_lost_with_its_connection_is_sent_again() {
+    event_bus_tests::init_tracing();
+    let proxy = Proxy::start("127.0.0.1:6379").await.expect("proxy");
+    let direct = TestBus::new(BusKind::Redis, "ack-lost", &["probe-a"]);
+    let publisher = direct.build().await;
+    let bus = RedisBus::builder()
+        .url(proxy.url())
+        .prefix(&direct.prefix)
+        .only(["probe-a"])
+        .state(SharedRecorder(Arc::clone(&direct.recorder)))
+        .block(Duration::from_millis(200))
+        .response_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .expect("bus");
+    let running = bus.start().await.expect("start");
+    let mut p = Probe::new(Uuid::new_v4(), 1);
+    p.sleep_ms = 500;
+    publisher.publish(p).await.expect("publish");
+    assert!(direct.recorder.wait_until(WAIT, |r| r.starts() == 1).await);
+    // The handler finishes inside the black hole: its acknowledgement goes nowhere.
+    proxy.blackhole(true);
+    assert!(direct.recorder.wait_handled("probe-a", 1, WAIT).await);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut conn = raw(&direct.url).await;
+    let stream = format!("{}:PROBE", direct.prefix);
+    assert_eq!(
+        pending_count(&mut conn, &stream, "probe-a").await,
+        1,
+        "not acknowledged through the black hole"
+    );
+    proxy.blackhole(false);
+    assert_eq!(wait_no_pending(&mut conn, &stream, "probe-a").await, 0);
+    assert!(bus.stats().reconnects >= 1);
+    assert_eq!(wait_handled_stat(&bus, 1).await, 1);
+    running.shutdown().await.expect("shutdown");
+    let handled = direct.recorder.handled("probe-a");
+    assert_eq!(handled.get(&1), Some(&1), "handled exactly once");
+    direct.cleanup().await;
+}

@@ -37,6 +37,10 @@ pub struct Message {
     pub fields: Vec<(String, Vec<u8>)>,
     /// Set when this delivery replays a dead letter: that dead letter's id.
     pub replay_of: Option<Arc<str>>,
+    /// Set by [`WorkerPool::handle`] when the delivery runs on the feeder's own task: the
+    /// feeder knows its outcome when `handle` returns, so a sink may leave work for the feeder
+    /// to do for a whole batch at once (acknowledging, say).
+    pub in_place: bool,
 }
 
 impl Message {
@@ -48,6 +52,7 @@ impl Message {
             attempt,
             fields: Vec::new(),
             replay_of: None,
+            in_place: false,
         }
     }
 
@@ -205,7 +210,10 @@ impl<S: Sink> WorkerPool<S> {
             return false;
         };
         let job = Job {
-            message,
+            message: Message {
+                in_place: true,
+                ..message
+            },
             prepared: None,
             _room: room,
         };

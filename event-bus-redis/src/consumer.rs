@@ -62,7 +62,8 @@ impl ConsumerShared {
         }
     }
 
-    async fn ack_now(&self, id: &str) {
+    /// `XACK` of one entry, now; `false` (logged) when it failed.
+    async fn ack_now(&self, id: &str) -> bool {
         let mut conn = self.conn.clone();
         let result: RedisResult<Value> = cmd("XACK")
             .arg(&self.stream)
@@ -70,10 +71,11 @@ impl ConsumerShared {
             .arg(id)
             .query_async(&mut conn)
             .await;
-        if let Err(e) = result {
+        if let Err(e) = &result {
             tracing::error!(stream = %self.stream, group = %self.group, id, error = %e,
                 "XACK failed; the entry stays pending and will be delivered again");
         }
+        result.is_ok()
     }
 
     async fn delete_dead_letter(&self, id: &str) {
@@ -125,9 +127,8 @@ impl Sink for RedisSink {
                     Some(id) => self.shared.acks.send(id).is_ok(),
                     None => false,
                 };
-                if !queued {
+                if !queued && self.shared.ack_now(&message.id).await {
                     Counters::add(&self.shared.counters.handled, 1);
-                    self.shared.ack_now(&message.id).await;
                 }
             }
         }
@@ -185,7 +186,9 @@ impl Sink for RedisSink {
         Counters::add(&shared.counters.dead_lettered, 1);
         match &message.replay_of {
             Some(letter) => shared.delete_dead_letter(letter).await,
-            None => shared.ack_now(&message.id).await,
+            None => {
+                shared.ack_now(&message.id).await;
+            }
         }
     }
 
@@ -397,6 +400,41 @@ async fn delivery(pool: &WorkerPool<RedisSink>, mut entry: Entry, attempt: u32) 
     }
 }
 
+/// How long the acknowledgements of a batch handled in place may wait to go out with the next
+/// read. A quick batch (the common case) costs no round trip of its own; a slow one has its
+/// handled entries acknowledged as it goes, so they are not left pending (and claimable by
+/// another consumer after `claim_idle`) while the rest of the batch runs.
+const ACK_WITH_READ_FOR: Duration = Duration::from_millis(100);
+
+/// Handles what one read fetched, in order. Acknowledgements wait for the next read for at
+/// most [`ACK_WITH_READ_FOR`]; after that they go to the acker as entries finish.
+async fn handle_batch(shared: &ConsumerShared, pool: &WorkerPool<RedisSink>, entries: Vec<Entry>) {
+    let flush_at = tokio::time::sleep(ACK_WITH_READ_FOR);
+    tokio::pin!(flush_at);
+    let mut slow = false;
+    for entry in entries {
+        let Some(message) = delivery(pool, entry, 1).await else {
+            continue;
+        };
+        if !slow {
+            let handling = pool.handle(message);
+            tokio::pin!(handling);
+            tokio::select! {
+                biased;
+                _ = &mut handling => continue,
+                () = &mut flush_at => {
+                    slow = true;
+                    shared.to_acker(shared.take_read_acks());
+                    handling.await;
+                }
+            }
+        } else {
+            pool.handle(message).await;
+        }
+        shared.to_acker(shared.take_read_acks());
+    }
+}
+
 async fn read_loop(
     shared: Arc<ConsumerShared>,
     pool: Arc<WorkerPool<RedisSink>>,
@@ -452,11 +490,7 @@ async fn read_loop(
         match result {
             Ok(reply) => {
                 backoff.reset();
-                for entry in reply::read_reply(reply) {
-                    if let Some(message) = delivery(&pool, entry, 1).await {
-                        pool.handle(message).await;
-                    }
-                }
+                handle_batch(&shared, &pool, reply::read_reply(reply)).await;
             }
             Err(e) if is_nogroup(&e) => {
                 // The stream or its group is gone (deleted, or Redis lost its data): recreate

@@ -976,7 +976,8 @@ async fn an_acknowledgement_lost_with_its_connection_is_sent_again() {
         .expect("bus");
     let running = bus.start().await.expect("start");
     let mut p = Probe::new(Uuid::new_v4(), 1);
-    p.sleep_ms = 500;
+    // Quick enough for its acknowledgement to wait for the next read (under 100 ms).
+    p.sleep_ms = 50;
     publisher.publish(p).await.expect("publish");
     assert!(direct.recorder.wait_until(WAIT, |r| r.starts() == 1).await);
     // The handler finishes inside the black hole: its acknowledgement goes nowhere.
@@ -998,4 +999,58 @@ async fn an_acknowledgement_lost_with_its_connection_is_sent_again() {
     let handled = direct.recorder.handled("probe-a");
     assert_eq!(handled.get(&1), Some(&1), "handled exactly once");
     direct.cleanup().await;
+}
+
+/// A batch handled in place acknowledges as it goes once it is slow: an entry it finished is
+/// not left pending (claimable by another consumer) while a later one still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_batch_does_not_hold_back_acknowledgements() {
+    event_bus_tests::init_tracing();
+    let t = TestBus::new(BusKind::Redis, "slow-batch", &["probe-a"]);
+    let bus = t.build().await;
+    let running = bus.start().await.expect("start");
+    let tenant = Uuid::new_v4();
+    let quick = Probe::new(tenant, 1);
+    let mut slow = Probe::new(tenant, 2);
+    slow.sleep_ms = 3_000;
+    // Both in one transaction, so the blocked reader gets them in one batch.
+    let stream = format!("{}:PROBE", t.prefix);
+    let mut conn = raw(&t.url).await;
+    let mut tx = redis::pipe();
+    tx.atomic();
+    for p in [quick, slow] {
+        let json = serde_json::to_string(&event_bus_core::Envelope::new(p)).expect("json");
+        tx.cmd("XADD")
+            .arg(&stream)
+            .arg("*")
+            .arg("event")
+            .arg(json)
+            .ignore();
+    }
+    let _: () = tx.query_async(&mut conn).await.expect("xadd");
+    assert!(t.recorder.wait_until(WAIT, |r| r.starts() == 2).await);
+    assert_eq!(
+        t.recorder.handled("probe-a").len(),
+        1,
+        "the slow one still runs"
+    );
+    // Well before the slow handler ends, only it is pending.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1_500);
+    let mut n = pending_count(&mut conn, &stream, "probe-a").await;
+    while n != 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        n = pending_count(&mut conn, &stream, "probe-a").await;
+    }
+    assert_eq!(
+        n, 1,
+        "the quick entry was acknowledged while the slow one ran"
+    );
+    assert_eq!(
+        t.recorder.handled("probe-a").len(),
+        1,
+        "the slow one still runs"
+    );
+    running.shutdown().await.expect("shutdown");
+    assert_eq!(pending_count(&mut conn, &stream, "probe-a").await, 0);
+    t.cleanup().await;
 }

@@ -89,7 +89,11 @@ impl BusInner {
         );
         async {
             let mut conn = self.conn.clone();
-            let reply: Value = cmd("XADD")
+            // Sized up front: the JSON is most of it, and growing the buffer arg by arg
+            // reallocated it several times per publish.
+            let size = "XADD*eventchannel".len() + 2 * stream.len() + event.json.len();
+            let reply: Value = redis::Cmd::with_capacity(7, size)
+                .arg("XADD")
                 .arg(&stream)
                 .arg("*")
                 .arg("event")

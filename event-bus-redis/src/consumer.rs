@@ -3,7 +3,6 @@
 //! [`Sink`] through which the core's worker pool reports outcomes.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -466,7 +465,7 @@ async fn read_loop(
         let result = if acks.is_empty() {
             conn.query(&read).await
         } else {
-            let mut text = String::new();
+            let mut text = Vec::new();
             let xack = xack(&shared.stream, &shared.group, &acks, &mut text);
             match conn.query_after(xack, &read).await {
                 Ok((Ok(_), read_result)) => {
@@ -515,13 +514,14 @@ async fn read_loop(
 }
 
 /// `XACK stream group id...`; `text` is scratch space for formatting ids.
-fn xack(stream: &str, group: &str, ids: &[StreamId], text: &mut String) -> redis::Cmd {
-    let mut c = cmd("XACK");
-    c.arg(stream).arg(group);
+fn xack(stream: &str, group: &str, ids: &[StreamId], text: &mut Vec<u8>) -> redis::Cmd {
+    // An id is at most 41 characters (two u64 and a dash); typically 15 to 20.
+    let size = "XACK".len() + stream.len() + group.len() + ids.len() * 20;
+    let mut c = redis::Cmd::with_capacity(3 + ids.len(), size);
+    c.arg("XACK").arg(stream).arg(group);
     for id in ids {
-        text.clear();
-        let _ = write!(text, "{id}");
-        c.arg(text.as_str());
+        id.write_to(text);
+        c.arg(text.as_slice());
     }
     c
 }
@@ -536,7 +536,7 @@ async fn sleep_unless_stopped(delay: Duration, stop: &watch::Receiver<bool>) {
 
 async fn ack_loop(shared: Arc<ConsumerShared>, mut rx: mpsc::UnboundedReceiver<StreamId>) {
     let mut ids: Vec<StreamId> = Vec::with_capacity(1024);
-    let mut text = String::new();
+    let mut text = Vec::new();
     let mut conn = shared.conn.clone();
     let stream = shared.stream.clone();
     let group = shared.group.clone();

@@ -24,6 +24,17 @@ impl StreamId {
     }
 }
 
+impl StreamId {
+    /// Writes `<ms>-<seq>` into `out` (cleared first).
+    pub(crate) fn write_to(self, out: &mut Vec<u8>) {
+        let mut digits = itoa::Buffer::new();
+        out.clear();
+        out.extend_from_slice(digits.format(self.ms).as_bytes());
+        out.push(b'-');
+        out.extend_from_slice(digits.format(self.seq).as_bytes());
+    }
+}
+
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.ms, self.seq)
@@ -216,6 +227,9 @@ mod tests {
     fn stream_ids_round_trip() {
         let id = StreamId::parse("1732665600123-42").expect("an id");
         assert_eq!(id.to_string(), "1732665600123-42");
+        let mut bytes = b"left over".to_vec();
+        id.write_to(&mut bytes);
+        assert_eq!(bytes, b"1732665600123-42");
         assert_eq!(
             StreamId::parse("18446744073709551615-0").map(|i| i.to_string()),
             Some("18446744073709551615-0".to_owned())

@@ -102,12 +102,7 @@ impl BlockingConnection {
             .add_command(first)
             .add_command(then.clone());
         let result = pipe.query_async::<Vec<RedisResult<Value>>>(conn).await;
-        if let Err(e) = &result {
-            if !is_server_reply(e) {
-                self.conn = None;
-            }
-        }
-        let mut replies = result?.into_iter();
+        let mut replies = self.check(result)?.into_iter();
         let mut next = || {
             replies.next().unwrap_or_else(|| {
                 Err(redis::RedisError::from((
@@ -133,7 +128,7 @@ impl BlockingConnection {
     }
 
     /// Drops the connection after an error that was not the server's reply.
-    fn check(&mut self, result: RedisResult<Value>) -> RedisResult<Value> {
+    fn check<T>(&mut self, result: RedisResult<T>) -> RedisResult<T> {
         if let Err(e) = &result {
             if !is_server_reply(e) {
                 self.conn = None;

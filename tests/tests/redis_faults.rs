@@ -909,9 +909,16 @@ async fn concurrent_publishes_share_one_multiplexed_connection() {
     );
 }
 
-/// Waits until `group` has no pending entries; returns the last count seen.
-async fn wait_no_pending(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> i64 {
-    let deadline = tokio::time::Instant::now() + WAIT;
+/// Waits up to `within` until `group` has no pending entries; returns the last count seen.
+/// Keep `within` under the bus's `claim_idle` (30 s), or a claim could clear what the test
+/// expects the acknowledgement to clear.
+async fn wait_no_pending(
+    conn: &mut MultiplexedConnection,
+    stream: &str,
+    group: &str,
+    within: Duration,
+) -> i64 {
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         let n = pending_count(conn, stream, group).await;
         if n == 0 || tokio::time::Instant::now() >= deadline {
@@ -948,10 +955,17 @@ async fn entries_handled_in_place_are_acknowledged_without_more_traffic() {
     assert!(t.recorder.wait_handled("probe-a", 50, WAIT).await);
     let mut conn = raw(&t.url).await;
     let stream = format!("{}:PROBE", t.prefix);
-    assert_eq!(wait_no_pending(&mut conn, &stream, "probe-a").await, 0);
+    let within = Duration::from_secs(5);
+    assert_eq!(
+        wait_no_pending(&mut conn, &stream, "probe-a", within).await,
+        0
+    );
     // Counted when the reply to the acknowledging round trip arrives (after its read's BLOCK).
     assert_eq!(wait_handled_stat(redis_bus(&bus), 50).await, 50);
     running.shutdown().await.expect("shutdown");
+    let handled = t.recorder.handled("probe-a");
+    assert_eq!(handled.len(), 50);
+    assert!(handled.values().all(|n| *n == 1), "each handled once");
     t.cleanup().await;
 }
 
@@ -992,7 +1006,11 @@ async fn an_acknowledgement_lost_with_its_connection_is_sent_again() {
         "not acknowledged through the black hole"
     );
     proxy.blackhole(false);
-    assert_eq!(wait_no_pending(&mut conn, &stream, "probe-a").await, 0);
+    let within = Duration::from_secs(10);
+    assert_eq!(
+        wait_no_pending(&mut conn, &stream, "probe-a", within).await,
+        0
+    );
     assert!(bus.stats().reconnects >= 1);
     assert_eq!(wait_handled_stat(&bus, 1).await, 1);
     running.shutdown().await.expect("shutdown");

@@ -178,10 +178,23 @@ async fn entries_of_a_killed_consumer_are_claimed_and_handled_by_another() {
     }
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
-    while let Ok(line) = rx.try_recv() {
+    // Everything it printed before it died (the reading thread ends at the pipe's end),
+    // starts included: on a loaded machine the kill can come after the handlers running at
+    // the 10th `done` have finished and others have started.
+    while let Some(line) = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("the child's output ends")
+    {
         let parts: Vec<&str> = line.split(' ').collect();
-        if parts[0] == "done" {
-            child_done.insert(parts[2].parse().expect("seq"));
+        let seq: u64 = parts[2].parse().expect("seq");
+        match parts[0] {
+            "start" => {
+                child_started.insert(seq);
+            }
+            "done" => {
+                child_done.insert(seq);
+            }
+            _ => {}
         }
     }
     let in_flight: HashSet<u64> = child_started.difference(&child_done).copied().collect();

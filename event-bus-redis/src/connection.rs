@@ -94,13 +94,11 @@ impl BlockingConnection {
     pub(crate) async fn query_after(
         &mut self,
         first: Cmd,
-        then: &Cmd,
+        then: Cmd,
     ) -> RedisResult<(RedisResult<Value>, RedisResult<Value>)> {
         let conn = self.connection().await?;
         let mut pipe = redis::pipe();
-        pipe.ignore_errors()
-            .add_command(first)
-            .add_command(then.clone());
+        pipe.ignore_errors().add_command(first).add_command(then);
         let result = pipe.query_async::<Vec<RedisResult<Value>>>(conn).await;
         let mut replies = self.check(result)?.into_iter();
         let mut next = || {

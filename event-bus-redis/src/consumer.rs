@@ -467,7 +467,7 @@ async fn read_loop(
         } else {
             let mut text = Vec::new();
             let xack = xack(&shared.stream, &shared.group, &acks, &mut text);
-            match conn.query_after(xack, &read).await {
+            match conn.query_after(xack, read).await {
                 Ok((Ok(_), read_result)) => {
                     Counters::add(&shared.counters.handled, acks.len() as u64);
                     read_result

@@ -47,6 +47,35 @@ pub async fn delete_prefix(url: &str, prefix: &str) -> redis::RedisResult<()> {
     }
 }
 
+/// How many entries of `stream` the consumer group `group` has delivered and not acknowledged
+/// (the `XPENDING` summary's count).
+pub async fn pending_count(
+    conn: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+    group: &str,
+) -> redis::RedisResult<i64> {
+    let reply: redis::Value = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(group)
+        .query_async(conn)
+        .await?;
+    match reply {
+        redis::Value::Array(items) => match items.first() {
+            Some(redis::Value::Int(n)) => Ok(*n),
+            _ => Err(unexpected_pending(&items)),
+        },
+        other => Err(unexpected_pending(&other)),
+    }
+}
+
+fn unexpected_pending(reply: &dyn std::fmt::Debug) -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::UnexpectedReturnType,
+        "XPENDING summary without a count",
+        format!("{reply:?}"),
+    ))
+}
+
 /// Logs to the test output when `RUST_LOG` is set.
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()

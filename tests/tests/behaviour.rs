@@ -402,19 +402,9 @@ async fn pending(t: &TestBus, group: &str) -> i64 {
         .get_multiplexed_async_connection()
         .await
         .expect("conn");
-    let reply: redis::Value = redis::cmd("XPENDING")
-        .arg(format!("{}:PROBE", t.prefix))
-        .arg(group)
-        .query_async(&mut conn)
+    event_bus_tests::pending_count(&mut conn, &format!("{}:PROBE", t.prefix), group)
         .await
-        .expect("xpending");
-    match reply {
-        redis::Value::Array(v) => match v.first() {
-            Some(redis::Value::Int(n)) => *n,
-            _ => panic!("XPENDING summary without a count: {v:?}"),
-        },
-        other => panic!("XPENDING summary: {other:?}"),
-    }
+        .expect("XPENDING")
 }
 
 /// `probe-a` runs one delivery at a time on its feeder's task; a retry waiting its backoff

@@ -37,19 +37,9 @@ fn redis_bus(bus: &AnyBus) -> &RedisBus {
 }
 
 async fn pending_count(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> i64 {
-    let v: Value = redis::cmd("XPENDING")
-        .arg(stream)
-        .arg(group)
-        .query_async(conn)
+    event_bus_tests::pending_count(conn, stream, group)
         .await
-        .expect("xpending");
-    match v {
-        Value::Array(items) => match items.first() {
-            Some(Value::Int(n)) => *n,
-            _ => -1,
-        },
-        _ => -1,
-    }
+        .expect("XPENDING")
 }
 
 /// Every string in a reply, depth first.

@@ -21,8 +21,13 @@ pub struct DeadLetter {
     pub subscriber: String,
     /// The event type (from the stream name).
     pub event_type: String,
-    /// How many deliveries were made.
+    /// How many times the transport delivered the entry (reads and claims included).
     pub deliveries: u32,
+    /// How many handler runs failed (what `max_attempts` counts).
+    pub runs: u32,
+    /// Why it was given up on: which limit was hit, with the handler runs
+    /// (`max_attempts reached: 5 handler runs failed (max_attempts = 5)`).
+    pub reason: String,
     /// The last failure, in words.
     pub error: String,
     /// The kind of the last failure.

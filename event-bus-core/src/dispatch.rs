@@ -31,6 +31,9 @@ pub enum FailureKind {
     Handler,
     /// The handler panicked.
     Panic,
+    /// The entry was delivered again and again without a handler run finishing: consumers
+    /// died (or lost the entry) while holding it. Set by the crash-loop guard.
+    Crashed,
 }
 
 impl FailureKind {
@@ -41,6 +44,7 @@ impl FailureKind {
             FailureKind::Validation => "validation",
             FailureKind::Handler => "handler",
             FailureKind::Panic => "panic",
+            FailureKind::Crashed => "crashed",
         }
     }
 
@@ -51,6 +55,7 @@ impl FailureKind {
             "validation" => FailureKind::Validation,
             "handler" => FailureKind::Handler,
             "panic" => FailureKind::Panic,
+            "crashed" => FailureKind::Crashed,
             _ => return None,
         })
     }
@@ -216,6 +221,7 @@ pub struct RetryPolicy {
     initial: Duration,
     max: Duration,
     jitter: bool,
+    max_deliveries: u32,
 }
 
 impl Default for RetryPolicy {
@@ -226,12 +232,13 @@ impl Default for RetryPolicy {
             initial: Duration::from_millis(100),
             max: Duration::from_secs(30),
             jitter: true,
+            max_deliveries: DEFAULT_MAX_DELIVERIES,
         }
     }
 }
 
 impl RetryPolicy {
-    /// Attempts before dead-lettering, for subscribers that set none (at least 1).
+    /// Failed handler runs before dead-lettering, for subscribers that set none (at least 1).
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = n.max(1);
         self
@@ -248,6 +255,21 @@ impl RetryPolicy {
     pub fn jitter(mut self, jitter: bool) -> Self {
         self.jitter = jitter;
         self
+    }
+
+    /// The crash-loop guard (default 25): an entry delivered more than this many times is
+    /// dead-lettered with [`FailureKind::Crashed`], however few handler runs failed. Deliveries
+    /// also count reads and claims whose reply never reached a handler (a consumer killed, a
+    /// stalled Redis), so keep it well above `max_attempts`; it is never below
+    /// `max_attempts + 1`.
+    pub fn max_deliveries(mut self, n: u32) -> Self {
+        self.max_deliveries = n.max(1);
+        self
+    }
+
+    /// The crash-loop guard's cap.
+    pub fn crash_loop_limit(&self) -> u32 {
+        self.max_deliveries
     }
 
     /// The first delay.
@@ -283,24 +305,78 @@ impl RetryPolicy {
     }
 }
 
-/// What to do after a failed attempt.
+/// Why a delivery was given up on: which limit was hit. Written to the dead letter, with the
+/// number of handler runs, as its `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GiveUp {
+    /// The entry cannot be handled at all (decode or validation failure): no handler ran.
+    Rejected,
+    /// The handler failed with a permanent error.
+    Permanent,
+    /// The handler ran `max_attempts` times and failed each time.
+    MaxAttempts {
+        /// The subscriber's `max_attempts`.
+        max: u32,
+    },
+    /// The crash-loop guard: the transport delivered the entry more than `max` times (consumers
+    /// died or lost it while holding it) with fewer than `max_attempts` handler runs failed.
+    CrashLoop {
+        /// How many times it was delivered.
+        deliveries: u32,
+        /// The bus's `max_deliveries`.
+        max: u32,
+    },
+}
+
+impl GiveUp {
+    /// The reason in words, given the handler runs there were:
+    /// `max_attempts reached: 5 handler runs failed (max_attempts = 5)`.
+    pub fn describe(&self, runs: u32) -> String {
+        let runs_text = match runs {
+            1 => "1 handler run".to_owned(),
+            n => format!("{n} handler runs"),
+        };
+        match self {
+            GiveUp::Rejected => "rejected: not a valid event for this subscriber; no handler run".to_owned(),
+            GiveUp::Permanent => format!("permanent failure after {runs_text}"),
+            GiveUp::MaxAttempts { max } => {
+                format!("max_attempts reached: {runs_text} failed (max_attempts = {max})")
+            }
+            GiveUp::CrashLoop { deliveries, max } => format!(
+                "crash-loop guard: delivered {deliveries} times (max_deliveries = {max}) with {runs_text} failed"
+            ),
+        }
+    }
+}
+
+/// What to do after a failed handler run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Decision {
     /// Try again after this delay.
     Retry(Duration),
     /// Give up: write a dead letter and acknowledge.
-    DeadLetter,
+    DeadLetter(GiveUp),
 }
 
+/// The crash-loop guard's default cap on deliveries of one entry (see
+/// [`Dispatcher::max_deliveries`]).
+pub const DEFAULT_MAX_DELIVERIES: u32 = 25;
+
 /// Runs deliveries for one subscriber: the one place where decode, validate, invoke, classify
-/// and the retry decision happen, for every bus.
+/// and every retry and dead-letter decision happen, for every bus.
+///
+/// Attempts count handler runs: `max_attempts` failed runs dead-letter an entry. The
+/// transport's delivery count (which also counts reads whose reply never reached a handler) only
+/// feeds the crash-loop guard, with its own, larger cap.
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
     subscriber: Subscriber,
     scope: Arc<Scope>,
     policy: RetryPolicy,
     max_attempts: u32,
+    max_deliveries: u32,
 }
 
 impl Dispatcher {
@@ -311,6 +387,9 @@ impl Dispatcher {
             .max_attempts
             .unwrap_or(policy.default_max_attempts())
             .max(1);
+        let max_deliveries = policy
+            .crash_loop_limit()
+            .max(max_attempts.saturating_add(1));
         Self {
             scope: Arc::new(Scope {
                 subscriber: subscriber.name().into(),
@@ -319,6 +398,7 @@ impl Dispatcher {
             subscriber,
             policy,
             max_attempts,
+            max_deliveries,
         }
     }
 
@@ -327,9 +407,39 @@ impl Dispatcher {
         &self.subscriber
     }
 
-    /// Attempts before dead-lettering.
+    /// Failed handler runs before dead-lettering.
     pub fn max_attempts(&self) -> u32 {
         self.max_attempts
+    }
+
+    /// The crash-loop guard: deliveries of one entry before it is dead-lettered whatever its
+    /// handler runs (at least `max_attempts + 1`).
+    pub fn max_deliveries(&self) -> u32 {
+        self.max_deliveries
+    }
+
+    /// Whether a delivery may run: `None` if so, or why it is given up on before any run
+    /// (`runs` failed handler runs recorded already, `deliveries` by the transport's count).
+    pub fn admit(&self, runs: u32, deliveries: u32) -> Option<(Failure, GiveUp)> {
+        if runs >= self.max_attempts {
+            let give_up = GiveUp::MaxAttempts {
+                max: self.max_attempts,
+            };
+            return Some((
+                Failure::new(FailureKind::Handler, give_up.describe(runs)),
+                give_up,
+            ));
+        }
+        if deliveries > self.max_deliveries {
+            let give_up = GiveUp::CrashLoop {
+                deliveries,
+                max: self.max_deliveries,
+            };
+            let mut failure = Failure::new(FailureKind::Crashed, give_up.describe(runs));
+            failure.permanent = true;
+            return Some((failure, give_up));
+        }
+        None
     }
 
     /// Decodes and validates a payload, binding the handler.
@@ -388,12 +498,18 @@ impl Dispatcher {
         self.run(prepared, message_id, attempt).await
     }
 
-    /// Retry or dead-letter after `failure` on attempt number `attempt`.
-    pub fn decide(&self, failure: &Failure, attempt: u32) -> Decision {
-        if failure.permanent || attempt >= self.max_attempts {
-            Decision::DeadLetter
+    /// Retry or dead-letter after `failure`, the outcome of handler run number `runs`.
+    pub fn decide(&self, failure: &Failure, runs: u32) -> Decision {
+        if matches!(failure.kind, FailureKind::Decode | FailureKind::Validation) {
+            Decision::DeadLetter(GiveUp::Rejected)
+        } else if failure.permanent {
+            Decision::DeadLetter(GiveUp::Permanent)
+        } else if runs >= self.max_attempts {
+            Decision::DeadLetter(GiveUp::MaxAttempts {
+                max: self.max_attempts,
+            })
         } else {
-            Decision::Retry(self.policy.delay(attempt))
+            Decision::Retry(self.policy.delay(runs))
         }
     }
 }

@@ -54,8 +54,10 @@ impl PublishError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    /// Two subscribers share one name (one consumer group each, so names must be unique).
-    #[error("two subscribers are named {name:?}: {first} and {second}; give one of them another `name = \"...\"`")]
+    /// Two subscribers share one name (one consumer group each, so names must be unique). A
+    /// subscriber without `name = "..."` is named after its function, so two functions of one
+    /// name in different modules collide.
+    #[error("two subscribers are named {name:?}: {first} and {second}; a subscriber's name is its consumer group (by default the function's name), so give one of them another with `#[subscriber(\"EVENT_TYPE\", name = \"...\")]`")]
     DuplicateSubscriber {
         /// The shared name.
         name: String,
@@ -92,6 +94,18 @@ pub enum StartError {
         /// The names found.
         found: Vec<String>,
     },
+    /// A subscriber takes `State<T>`, but the bus was not given a value of type `T`.
+    #[error("{}", missing_state_message(.subscriber, .location, .type_name, .available))]
+    MissingState {
+        /// The subscriber.
+        subscriber: String,
+        /// Where it is declared.
+        location: String,
+        /// The type it needs ([`std::any::type_name`]).
+        type_name: String,
+        /// The types the bus holds.
+        available: Vec<String>,
+    },
     /// A subscriber option is out of range.
     #[error("subscriber {subscriber:?}: {message}")]
     InvalidOption {
@@ -99,6 +113,13 @@ pub enum StartError {
         subscriber: String,
         /// What is wrong.
         message: String,
+    },
+    /// No subscriber was found to run: usually the crate holding the `#[subscriber]`s is not
+    /// linked into the binary. A publish-only process says `.allow_no_subscribers(true)`.
+    #[error("no subscriber to run (event types known: {}): if this process should consume, name the crate holding its #[subscriber]s in the binary (`use my_handlers as _;`); if it only publishes, build the bus with `.allow_no_subscribers(true)`", if events.is_empty() { "none".to_owned() } else { events.join(", ") })]
+    NoSubscribers {
+        /// The event types the registry knows.
+        events: Vec<String>,
     },
     /// The bus is misconfigured (for example, no Redis URL).
     #[error("invalid configuration: {0}")]
@@ -115,6 +136,63 @@ pub enum StartError {
         #[source]
         source: BoxError,
     },
+}
+
+fn missing_state_message(
+    subscriber: &str,
+    location: &str,
+    type_name: &str,
+    available: &[String],
+) -> String {
+    let mut message = format!(
+        "subscriber {subscriber:?} ({location}) takes `State<{type_name}>`, but the bus was not \
+         given `.state(value)` of type `{type_name}`; it holds: "
+    );
+    if available.is_empty() {
+        message.push_str("nothing");
+    } else {
+        let held: Vec<String> = available.iter().map(|t| format!("`{t}`")).collect();
+        message.push_str(&held.join(", "));
+    }
+    if let Some(near) = available
+        .iter()
+        .find(|held| wraps(type_name, held) || wraps(held, type_name))
+    {
+        message.push_str(&format!("; did you mean State<{near}>?"));
+    }
+    message
+}
+
+/// Whether the type named `outer` is the one named `inner` inside one or more single-parameter
+/// wrappers (`alloc::sync::Arc<app::Mailer>` around `app::Mailer`).
+fn wraps(outer: &str, inner: &str) -> bool {
+    let mut current = outer;
+    while let Some(unwrapped) = unwrap_once(current) {
+        if unwrapped == inner {
+            return true;
+        }
+        current = unwrapped;
+    }
+    false
+}
+
+/// `X` of `path::Wrapper<X>`, if the whole name is one wrapper around one type argument.
+fn unwrap_once(name: &str) -> Option<&str> {
+    let open = name.find('<')?;
+    let inner = name.get(open + 1..)?.strip_suffix('>')?;
+    let mut depth = 0i32;
+    for c in inner.chars() {
+        match c {
+            '<' | '(' | '[' => depth += 1,
+            '>' | ')' | ']' => depth -= 1,
+            ',' if depth == 0 => return None,
+            _ => {}
+        }
+        if depth < 0 {
+            return None;
+        }
+    }
+    (depth == 0).then_some(inner)
 }
 
 /// Why a graceful shutdown did not complete.

@@ -6,7 +6,8 @@
 //! in-memory bus ([`MemoryBus`]); `event-bus-redis` runs the same code on Redis Streams.
 //!
 //! ```
-//! use event_bus_core::{subscriber, Context, Envelope, Event, HandlerError, MemoryBus};
+//! use event_bus_core::prelude::*;
+//! use event_bus_core::MemoryBus;
 //!
 //! #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Event)]
 //! #[serde(rename_all = "camelCase")]
@@ -25,7 +26,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let bus = MemoryBus::builder().only(["lib-doc-email"]).build();
+//! let bus = MemoryBus::builder().only(["lib-doc-email"]).build().await?;
 //! let running = bus.start().await?;
 //! bus.publish(TicketUpdated {
 //!     tenant_id: uuid::Uuid::new_v4(),
@@ -46,6 +47,7 @@
 //! `.expect_subscribers([...])` so a missing one fails at start instead of silently.
 #![warn(missing_docs)]
 
+mod bus;
 mod context;
 mod dead_letter;
 mod dispatch;
@@ -55,21 +57,24 @@ mod event;
 mod memory;
 mod publish;
 mod registry;
-pub mod runtime;
+mod stats;
 mod subscriber;
+pub mod transport;
 mod validation;
 
-pub use context::{Context, State};
+pub use bus::{Bus, RunningBus};
+pub use context::{Context, State, StateKey, StateMap};
 pub use dead_letter::{DeadLetter, DeadLetterError};
 pub use dispatch::{Failure, FailureKind, RetryPolicy};
 pub use envelope::{format_timestamp, Envelope, EventMeta};
 pub use error::{BoxError, HandlerError, MissingState, PublishError, ShutdownError, StartError};
 pub use event::{channel_name, is_valid_event_type, Event};
 pub use memory::{MemoryBus, MemoryBusBuilder, RunningMemoryBus};
-pub use publish::{encode, encode_envelope, EncodedEvent, Published, Publisher};
+pub use publish::{Published, Publisher};
 pub use registry::{
     registered_events, registered_subscribers, EventRegistration, SubscriberRegistration,
 };
+pub use stats::{BusStats, SubscriberStats};
 pub use subscriber::{Ordering, StartFrom, Subscriber, SubscriberOptions};
 pub use validation::{ValidationErrors, ValidationIssue};
 
@@ -78,13 +83,19 @@ pub use event_bus_macros::subscriber;
 /// Derives [`Event`] for a payload struct. See the crate docs and the README for attributes.
 pub use event_bus_macros::Event;
 
+/// What most programs use: `use event_bus_core::prelude::*;` brings the traits whose methods
+/// you call ([`Bus`], [`RunningBus`], [`Event`]) and what a handler names.
+pub mod prelude {
+    pub use crate::{subscriber, Bus, Context, Envelope, Event, HandlerError, RunningBus, State};
+}
+
 /// What generated code names. Not public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
     pub use ::inventory;
     pub use ::uuid::Uuid;
 
-    pub use crate::context::Context;
+    pub use crate::context::{handler_result, missing_state, Context, State, StateKey};
     pub use crate::dispatch::{prepare, Failure, Prepared};
     pub use crate::envelope::Envelope;
     pub use crate::error::HandlerError;

@@ -2,28 +2,26 @@
 //! (fan-out, concurrency, per-tenant order, retries, dead letters, graceful shutdown), for tests
 //! and for running without Redis. Nothing survives the process.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
+use crate::bus::{Bus, RunningBus};
 use crate::context::Shared;
 use crate::dead_letter::{DeadLetter, DeadLetterError};
-use crate::dispatch::{Dispatcher, Failure, RetryPolicy};
-use crate::envelope::Envelope;
+use crate::dispatch::{Dispatcher, Failure, GiveUp};
 use crate::error::{PublishError, ShutdownError, StartError};
-use crate::event::{channel_name, Event};
-use crate::publish::{encode, encode_envelope, EncodedEvent, Published, Publisher};
-use crate::runtime::{BusOptions, Message, Sink, WorkerPool};
-use crate::subscriber::{StartFrom, Subscriber};
+use crate::event::channel_name;
+use crate::publish::{EncodedEvent, Published, Publisher};
+use crate::stats::{BusStats, SubscriberCounters};
+use crate::transport::{bus_builder_options, BusOptions, Message, Sink, WorkerPool};
 
-/// Builds a [`MemoryBus`].
+/// Builds a [`MemoryBus`]. Its options are those every bus shares.
 #[derive(Debug, Default)]
 #[must_use]
 pub struct MemoryBusBuilder {
@@ -31,91 +29,32 @@ pub struct MemoryBusBuilder {
 }
 
 impl MemoryBusBuilder {
-    /// The stream prefix, used in dead letters' `source_stream` (default `event`).
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.options.prefix = prefix.into();
-        self
-    }
+    bus_builder_options!(options);
 
-    /// Hands a value to every handler (`ctx.state::<T>()`); one value per type.
-    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
-        self.options.state.insert(value);
-        self
-    }
-
-    /// Adds a subscriber explicitly (besides the discovered `#[subscriber]`s).
-    pub fn subscribe(mut self, subscriber: Subscriber) -> Self {
-        self.options.selection.subscribe(subscriber);
-        self
-    }
-
-    /// Registers an event type explicitly (for targets where `inventory` cannot run).
-    pub fn register_event<E: Event>(mut self) -> Self {
-        self.options.selection.register_event::<E>();
-        self
-    }
-
-    /// Runs only the named subscribers; start fails if one is not found.
-    pub fn only<I, S>(mut self, names: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.options.selection.only(names);
-        self
-    }
-
-    /// Whether the `#[derive(Event)]`s and `#[subscriber]`s linked into the binary are used
-    /// (default: yes). Without discovery, register both explicitly (`register_event`,
-    /// `subscribe`): the path for targets where `inventory` cannot run.
-    pub fn discover(mut self, discover: bool) -> Self {
-        self.options.selection.discover(discover);
-        self
-    }
-
-    /// Start fails unless every named subscriber is found (see the linking rule).
-    pub fn expect_subscribers<I, S>(mut self, names: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.options.selection.expect(names);
-        self
-    }
-
-    /// How failed deliveries are retried.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.options.retry = policy;
-        self
-    }
-
-    /// How long shutdown waits for in-flight handlers (default 30 s).
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.options.shutdown_timeout = timeout;
-        self
-    }
-
-    /// Builds the bus (nothing runs until [`MemoryBus::start`]).
-    pub fn build(self) -> MemoryBus {
-        MemoryBus {
+    /// Builds the bus (nothing runs until [`Bus::start`]). Never fails; it returns a `Result`
+    /// like every bus's `build`, so code can switch buses without change.
+    pub async fn build(self) -> Result<MemoryBus, StartError> {
+        Ok(MemoryBus {
             inner: Arc::new(BusInner {
                 options: self.options,
                 seq: AtomicU64::new(0),
+                published: AtomicU64::new(0),
                 phase: Mutex::new(Phase::Building {
                     backlog: Vec::new(),
                 }),
+                counted: Mutex::new(Vec::new()),
                 dead: Mutex::new(Vec::new()),
                 outstanding: AtomicUsize::new(0),
                 settled: Notify::new(),
             }),
-        }
+        })
     }
 }
 
 /// The in-process bus.
 ///
 /// ```
-/// use event_bus_core::{Context, Envelope, Event, HandlerError, MemoryBus, Subscriber};
+/// use event_bus_core::{Bus, Context, Envelope, Event, HandlerError, MemoryBus, RunningBus, Subscriber};
 ///
 /// #[derive(serde::Serialize, serde::Deserialize, Event)]
 /// #[serde(rename_all = "camelCase")]
@@ -134,7 +73,8 @@ impl MemoryBusBuilder {
 ///     .discover(false)
 ///     .register_event::<InvoiceFinalized>()
 ///     .subscribe(Subscriber::new("billing", bill))
-///     .build();
+///     .build()
+///     .await?;
 /// let running = bus.start().await?;
 /// let tenant_id = uuid::Uuid::new_v4();
 /// bus.publish(InvoiceFinalized { tenant_id, total_cents: 500 }).await?;
@@ -145,6 +85,7 @@ impl MemoryBusBuilder {
 /// let dead = bus.dead_letters().await?;
 /// assert_eq!(dead.len(), 1);
 /// assert_eq!(dead[0].error, "unlucky invoice");
+/// assert_eq!(dead[0].reason, "permanent failure after 1 handler run");
 /// running.shutdown().await?;
 /// # Ok(())
 /// # }
@@ -160,21 +101,32 @@ struct BacklogEntry {
     payload: Vec<u8>,
 }
 
+/// Where a running subscriber's deliveries go.
+struct Route {
+    name: String,
+    event_type: &'static str,
+    tx: mpsc::UnboundedSender<Message>,
+}
+
+/// A started subscriber's counters (kept after shutdown).
+struct Counted {
+    name: String,
+    event_type: &'static str,
+    counters: Arc<SubscriberCounters>,
+}
+
 enum Phase {
-    Building {
-        backlog: Vec<BacklogEntry>,
-    },
-    Running {
-        by_type: HashMap<&'static str, Vec<mpsc::UnboundedSender<Message>>>,
-        by_name: HashMap<String, mpsc::UnboundedSender<Message>>,
-    },
+    Building { backlog: Vec<BacklogEntry> },
+    Running { routes: Vec<Route> },
     Closed,
 }
 
 struct BusInner {
     options: BusOptions,
     seq: AtomicU64,
+    published: AtomicU64,
     phase: Mutex<Phase>,
+    counted: Mutex<Vec<Counted>>,
     dead: Mutex<Vec<DeadLetter>>,
     /// Deliveries published or replayed and not yet handled or dead-lettered.
     outstanding: AtomicUsize,
@@ -196,6 +148,17 @@ impl std::fmt::Debug for BusInner {
 impl BusInner {
     fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
         self.phase.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn dead(&self) -> std::sync::MutexGuard<'_, Vec<DeadLetter>> {
+        self.dead.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn next_id(&self) -> Arc<str> {
+        Arc::from(format!(
+            "{}-0",
+            self.seq.fetch_add(1, AtomicOrdering::Relaxed) + 1
+        ))
     }
 
     fn settle_one(&self) {
@@ -222,10 +185,7 @@ impl BusInner {
             tenant_id = %event.tenant_id,
         );
         let _enter = span.enter();
-        let id: Arc<str> = Arc::from(format!(
-            "{}-0",
-            self.seq.fetch_add(1, AtomicOrdering::Relaxed) + 1
-        ));
+        let id = self.next_id();
         let payload = event.json.into_bytes();
         let mut phase = self.phase();
         match &mut *phase {
@@ -234,13 +194,15 @@ impl BusInner {
                 id: Arc::clone(&id),
                 payload,
             }),
-            Phase::Running { by_type, .. } => {
-                for tx in by_type.get(event.event_type).into_iter().flatten() {
-                    self.deliver(tx, Message::new(Arc::clone(&id), payload.clone(), 1));
+            Phase::Running { routes } => {
+                for route in routes.iter().filter(|r| r.event_type == event.event_type) {
+                    self.deliver(&route.tx, Message::new(Arc::clone(&id), payload.clone()));
                 }
             }
             Phase::Closed => return Err(PublishError::Closed),
         }
+        drop(phase);
+        self.published.fetch_add(1, AtomicOrdering::Relaxed);
         tracing::debug!(entry_id = %id, "published");
         Ok(Published::new(event.event_id, id.to_string()))
     }
@@ -261,143 +223,138 @@ impl MemoryBus {
     pub fn builder() -> MemoryBusBuilder {
         MemoryBusBuilder::default()
     }
+}
 
-    /// Validates `event`, wraps it in an envelope and delivers it to every running subscriber
-    /// of its type. Before [`MemoryBus::start`], events are kept for subscribers that start at
-    /// [`StartFrom::Earliest`].
-    pub async fn publish<E: Event>(&self, event: E) -> Result<Published, PublishError> {
-        self.inner.write(encode(event)?)
+impl Bus for MemoryBus {
+    type Running = RunningMemoryBus;
+
+    async fn publish_encoded(&self, event: EncodedEvent) -> Result<Published, PublishError> {
+        self.inner.write(event)
     }
 
-    /// Like [`MemoryBus::publish`], keeping the envelope's id and timestamp.
-    pub async fn publish_envelope<E: Event>(
-        &self,
-        envelope: &Envelope<E>,
-    ) -> Result<Published, PublishError> {
-        self.inner.write(encode_envelope(envelope)?)
-    }
-
-    /// This bus as a [`Publisher`] for code that publishes on any bus.
-    pub fn publisher(&self) -> Arc<dyn Publisher> {
+    fn publisher(&self) -> Arc<dyn Publisher> {
         Arc::clone(&self.inner) as Arc<dyn Publisher>
     }
 
-    /// Discovers the subscribers, checks them, and starts delivering.
-    pub async fn start(&self) -> Result<RunningMemoryBus, StartError> {
-        let resolved = self.inner.options.selection.resolve()?;
+    async fn start(&self) -> Result<RunningMemoryBus, StartError> {
+        let resolved = {
+            let phase = self.inner.phase();
+            if !matches!(&*phase, Phase::Building { .. }) {
+                return Err(StartError::AlreadyStarted);
+            }
+            drop(phase);
+            self.inner.options.resolve_for_start("memory")?
+        };
         let mut phase = self.inner.phase();
         let backlog = match &mut *phase {
             Phase::Building { backlog } => std::mem::take(backlog),
             _ => return Err(StartError::AlreadyStarted),
         };
-        resolved.log("memory");
         let shared = Shared::new(
             self.inner.options.state.clone(),
             Arc::clone(&self.inner) as Arc<dyn Publisher>,
         );
-        let mut by_type: HashMap<&'static str, Vec<mpsc::UnboundedSender<Message>>> =
-            HashMap::new();
-        let mut by_name = HashMap::new();
+        let mut routes = Vec::new();
+        let mut counted = Vec::new();
         let mut feeders = Vec::new();
         for subscriber in resolved.subscribers {
             let (tx, rx) = mpsc::unbounded_channel();
+            let counters = Arc::new(SubscriberCounters::default());
+            // What this bus published before it started is delivered to every subscriber of
+            // the type, as a group created when the bus was built would have it.
+            for entry in backlog
+                .iter()
+                .filter(|e| e.event_type == subscriber.event_type())
+            {
+                self.inner.deliver(
+                    &tx,
+                    Message::new(Arc::clone(&entry.id), entry.payload.clone()),
+                );
+            }
             let sink = MemorySink {
                 bus: Arc::clone(&self.inner),
                 subscriber: subscriber.name().to_owned(),
                 event_type: subscriber.event_type(),
                 stream: channel_name(&self.inner.options.prefix, subscriber.event_type()),
+                counters: Arc::clone(&counters),
             };
-            if subscriber.options().start == StartFrom::Earliest {
-                for entry in backlog
-                    .iter()
-                    .filter(|e| e.event_type == subscriber.event_type())
-                {
-                    self.inner.deliver(
-                        &tx,
-                        Message::new(Arc::clone(&entry.id), entry.payload.clone(), 1),
-                    );
-                }
-            }
-            by_type
-                .entry(subscriber.event_type())
-                .or_default()
-                .push(tx.clone());
-            by_name.insert(subscriber.name().to_owned(), tx);
+            routes.push(Route {
+                name: subscriber.name().to_owned(),
+                event_type: subscriber.event_type(),
+                tx,
+            });
+            counted.push(Counted {
+                name: subscriber.name().to_owned(),
+                event_type: subscriber.event_type(),
+                counters: Arc::clone(&counters),
+            });
             let capacity = (subscriber.options().concurrency as usize * 2).max(64);
             let dispatcher = Dispatcher::new(subscriber, shared.clone(), self.inner.options.retry);
-            let pool = Arc::new(WorkerPool::new(dispatcher, sink, capacity));
+            let pool = Arc::new(WorkerPool::new(dispatcher, sink, counters, capacity));
             let feeder = tokio::spawn(feed(rx, Arc::clone(&pool)));
             feeders.push((pool, feeder));
         }
-        *phase = Phase::Running { by_type, by_name };
+        let names = routes.iter().map(|r| r.name.clone()).collect();
+        *phase = Phase::Running { routes };
+        *self
+            .inner
+            .counted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = counted;
         Ok(RunningMemoryBus {
             bus: self.clone(),
+            names,
             feeders,
         })
     }
 
-    /// The dead letters, oldest first.
-    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, DeadLetterError> {
-        Ok(self
+    fn stats(&self) -> BusStats {
+        let subscribers = self
             .inner
-            .dead
+            .counted
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone())
+            .iter()
+            .map(|c| c.counters.snapshot(&c.name, c.event_type))
+            .collect();
+        BusStats::from_subscribers(
+            self.inner.published.load(AtomicOrdering::Relaxed),
+            subscribers,
+        )
     }
 
-    /// Delivers a dead letter again, as attempt 1, to the one subscriber that failed it, and
-    /// removes it from the list.
-    pub async fn replay_dead_letter(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, DeadLetterError> {
+        Ok(self.inner.dead().clone())
+    }
+
+    /// The dead letter stays listed until its replay is handled (then it is removed) or
+    /// dead-lettered again (then the new dead letter replaces it).
+    async fn replay_dead_letter(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
         let id = letter.id.as_str();
-        let letter = {
-            let dead = self
-                .inner
-                .dead
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            dead.iter()
-                .find(|d| d.id == id)
-                .cloned()
-                .ok_or_else(|| DeadLetterError::NotFound(id.to_owned()))?
+        let letter = self
+            .inner
+            .dead()
+            .iter()
+            .find(|d| d.id == id)
+            .cloned()
+            .ok_or_else(|| DeadLetterError::NotFound(id.to_owned()))?;
+        let phase = self.inner.phase();
+        let Phase::Running { routes } = &*phase else {
+            return Err(DeadLetterError::NotRunning);
         };
-        {
-            let phase = self.inner.phase();
-            let Phase::Running { by_name, .. } = &*phase else {
-                return Err(DeadLetterError::NotRunning);
-            };
-            let tx = by_name
-                .get(&letter.subscriber)
-                .ok_or_else(|| DeadLetterError::SubscriberNotRunning(letter.subscriber.clone()))?;
-            let message = Message::new(letter.source_message_id.as_str(), letter.payload, 1);
-            if !self.inner.deliver(tx, message) {
-                return Err(DeadLetterError::NotRunning);
-            }
+        let route = routes
+            .iter()
+            .find(|r| r.name == letter.subscriber)
+            .ok_or_else(|| DeadLetterError::SubscriberNotRunning(letter.subscriber.clone()))?;
+        let message = Message::new(letter.source_message_id.as_str(), letter.payload).replaying(id);
+        if !self.inner.deliver(&route.tx, message) {
+            return Err(DeadLetterError::NotRunning);
         }
-        self.inner
-            .dead
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|d| d.id != id);
         Ok(())
     }
 
-    /// Replays every dead letter; returns how many were replayed.
-    pub async fn replay_all_dead_letters(&self) -> Result<usize, DeadLetterError> {
-        let letters = self.dead_letters().await?;
-        for letter in &letters {
-            self.replay_dead_letter(letter).await?;
-        }
-        Ok(letters.len())
-    }
-
-    /// Deletes every dead letter; returns how many there were.
-    pub async fn purge_dead_letters(&self) -> Result<usize, DeadLetterError> {
-        let mut dead = self
-            .inner
-            .dead
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+    async fn purge_dead_letters(&self) -> Result<usize, DeadLetterError> {
+        let mut dead = self.inner.dead();
         let n = dead.len();
         dead.clear();
         Ok(n)
@@ -412,22 +369,27 @@ async fn feed(mut rx: mpsc::UnboundedReceiver<Message>, pool: Arc<WorkerPool<Mem
     }
 }
 
-/// A started [`MemoryBus`]: wait for it to settle, or shut it down.
+/// A started [`MemoryBus`]: wait for it to settle, or shut it down (see [`RunningBus`]).
 #[derive(Debug)]
 #[must_use = "dropping the handle leaves the bus running; call `shutdown`"]
 pub struct RunningMemoryBus {
     bus: MemoryBus,
+    names: Vec<String>,
     feeders: Vec<(Arc<WorkerPool<MemorySink>>, JoinHandle<()>)>,
 }
 
-impl RunningMemoryBus {
-    /// The bus.
-    pub fn bus(&self) -> &MemoryBus {
+impl RunningBus for RunningMemoryBus {
+    type Bus = MemoryBus;
+
+    fn bus(&self) -> &MemoryBus {
         &self.bus
     }
 
-    /// Waits until every delivery so far was handled or dead-lettered (retries included).
-    pub fn idle(&self) -> impl Future<Output = ()> + '_ {
+    fn subscribers(&self) -> Vec<&str> {
+        self.names.iter().map(String::as_str).collect()
+    }
+
+    fn idle(&self) -> impl Future<Output = ()> + Send + '_ {
         let inner = &self.bus.inner;
         async move {
             loop {
@@ -442,9 +404,9 @@ impl RunningMemoryBus {
         }
     }
 
-    /// Stops taking events, lets what was published finish within the shutdown deadline,
-    /// and stops the workers. Publishing afterwards fails with [`PublishError::Closed`].
-    pub async fn shutdown(self) -> Result<(), ShutdownError> {
+    async fn shutdown(self) -> Result<(), ShutdownError> {
+        // Closing drops the routes' senders: each feeder ends once it has handed over what
+        // was published.
         *self.bus.inner.phase() = Phase::Closed;
         let deadline = tokio::time::Instant::now() + self.bus.inner.options.shutdown_timeout;
         let mut result = Ok(());
@@ -471,45 +433,55 @@ struct MemorySink {
     subscriber: String,
     event_type: &'static str,
     stream: String,
+    counters: Arc<SubscriberCounters>,
 }
 
 impl Sink for MemorySink {
-    async fn handled(&self, _message: Message) {
+    async fn handled(&self, message: Message) {
+        SubscriberCounters::add(&self.counters.handled, 1);
+        if let Some(letter) = &message.replay_of {
+            self.bus.dead().retain(|d| d.id != **letter);
+        }
         self.bus.settle_one();
     }
 
-    async fn dead_letter(&self, message: Message, failure: Failure) {
-        let id = format!(
-            "{}-0",
-            self.bus.seq.fetch_add(1, AtomicOrdering::Relaxed) + 1
-        );
+    async fn dead_letter(&self, message: Message, failure: Failure, give_up: GiveUp) {
+        let id = self.bus.next_id();
+        let reason = give_up.describe(message.runs);
         tracing::warn!(
             subscriber = %self.subscriber,
             message_id = %message.id,
-            deliveries = message.attempt,
+            runs = message.runs,
+            %reason,
             %failure,
             "dead-lettered"
         );
-        self.bus
-            .dead
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(DeadLetter {
-                id,
-                source_stream: self.stream.clone(),
-                source_message_id: message.id.to_string(),
-                subscriber: self.subscriber.clone(),
-                event_type: self.event_type.to_owned(),
-                deliveries: message.attempt,
-                error: failure.message,
-                kind: failure.kind,
-                dead_lettered_at: Utc::now(),
-                payload: message.payload,
-            });
+        let letter = DeadLetter {
+            id: id.to_string(),
+            source_stream: self.stream.clone(),
+            source_message_id: message.id.to_string(),
+            subscriber: self.subscriber.clone(),
+            event_type: self.event_type.to_owned(),
+            deliveries: message.deliveries,
+            runs: message.runs,
+            reason,
+            error: failure.message,
+            kind: failure.kind,
+            dead_lettered_at: Utc::now(),
+            payload: message.payload,
+        };
+        {
+            let mut dead = self.bus.dead();
+            if let Some(replayed) = &message.replay_of {
+                dead.retain(|d| d.id != **replayed);
+            }
+            dead.push(letter);
+        }
+        SubscriberCounters::add(&self.counters.dead_lettered, 1);
         self.bus.settle_one();
     }
 
-    async fn redeliver(&self, message: &Message) -> Option<u32> {
-        Some(message.attempt + 1)
+    async fn failed(&self, _message: &Message) -> bool {
+        true
     }
 }

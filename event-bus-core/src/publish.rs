@@ -46,7 +46,8 @@ const ENCODE_CAPACITY: usize = 512;
 /// before any I/O.
 ///
 /// ```
-/// use event_bus_core::{encode, Event};
+/// use event_bus_core::transport::encode;
+/// use event_bus_core::Event;
 ///
 /// #[derive(serde::Serialize, serde::Deserialize, Event)]
 /// #[serde(rename_all = "camelCase")]

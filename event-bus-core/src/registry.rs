@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::context::{StateKey, StateMap};
 use crate::dispatch::{decode_meta, Failure, Prepared};
 use crate::envelope::EventMeta;
 use crate::error::StartError;
@@ -36,13 +37,14 @@ inventory::collect!(EventRegistration);
 /// A subscriber, as `#[subscriber]` registers it.
 #[derive(Debug, Clone, Copy)]
 pub struct SubscriberRegistration {
-    /// The subscriber's name.
+    /// The subscriber's name: `name = "..."`, or by default the function's own name (without
+    /// its module path, so that moving the function does not change its consumer group).
     pub name: &'static str,
     /// The event type it handles.
     pub event_type: &'static str,
     /// Its options.
     pub options: SubscriberOptions,
-    /// The handler function's path.
+    /// The handler function's path (`module::path::fn_name`), for messages.
     pub handler: &'static str,
     /// The source file.
     pub file: &'static str,
@@ -50,6 +52,8 @@ pub struct SubscriberRegistration {
     pub line: u32,
     /// Decodes, validates and binds the handler.
     pub prepare: fn(&[u8]) -> Result<Prepared, Failure>,
+    /// The shared state types its `State<T>` parameters need, checked at start.
+    pub state: &'static [StateKey],
 }
 
 impl SubscriberRegistration {
@@ -236,6 +240,27 @@ impl Resolved {
     /// The registration of an event type.
     pub fn event(&self, event_type: &str) -> Option<&EventRegistration> {
         self.events.iter().find(|e| e.event_type == event_type)
+    }
+
+    /// Checks that `state` holds a value of every type a subscriber needs (its `State<T>`
+    /// parameters, or [`Subscriber::requires_state`]), so that a missing one stops the start
+    /// instead of failing the first event. The first missing type is reported.
+    pub fn check_state(&self, state: &StateMap) -> Result<(), StartError> {
+        for sub in &self.subscribers {
+            if let Some(key) = sub
+                .required_state()
+                .iter()
+                .find(|key| !state.contains_id(key.type_id()))
+            {
+                return Err(StartError::MissingState {
+                    subscriber: sub.name().to_owned(),
+                    location: sub.location().to_owned(),
+                    type_name: key.type_name().to_owned(),
+                    available: state.type_names().into_iter().map(String::from).collect(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Logs what was discovered (at `info`).

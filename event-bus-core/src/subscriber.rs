@@ -6,7 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::context::Context;
+use crate::context::{Context, StateKey};
 use crate::dispatch::{prepare, Failure, Prepared};
 use crate::envelope::Envelope;
 use crate::error::HandlerError;
@@ -118,6 +118,7 @@ pub struct Subscriber {
     options: SubscriberOptions,
     location: Cow<'static, str>,
     prepare: Arc<PrepareFn>,
+    required_state: Cow<'static, [StateKey]>,
 }
 
 impl Subscriber {
@@ -135,6 +136,7 @@ impl Subscriber {
             event_type: E::EVENT_TYPE,
             options: SubscriberOptions::DEFAULT,
             location: Cow::Borrowed("registered explicitly"),
+            required_state: Cow::Borrowed(&[]),
             prepare: Arc::new(move |bytes: &[u8]| {
                 let handler = Arc::clone(&handler);
                 prepare::<E, _, _, _>(bytes, move |envelope, ctx| handler(envelope, ctx))
@@ -150,6 +152,7 @@ impl Subscriber {
             options: registration.options,
             location: Cow::Owned(registration.location()),
             prepare: Arc::new(registration.prepare),
+            required_state: Cow::Borrowed(registration.state),
         }
     }
 
@@ -175,6 +178,23 @@ impl Subscriber {
     pub fn ordering(mut self, ordering: Ordering) -> Self {
         self.options.ordering = ordering;
         self
+    }
+
+    /// Declares that the handler needs the shared value of type `T` (it reads it with
+    /// `ctx.state::<T>()` or `State::<T>::from_context`): the bus then refuses to start without
+    /// it, instead of failing the first event.
+    pub fn requires_state<T: Send + Sync + 'static>(mut self) -> Self {
+        let key = StateKey::of::<T>();
+        if !self.required_state.contains(&key) {
+            self.required_state.to_mut().push(key);
+        }
+        self
+    }
+
+    /// The shared state types the bus must hold (`State<T>` parameters and
+    /// [`requires_state`](Self::requires_state)).
+    pub fn required_state(&self) -> &[StateKey] {
+        &self.required_state
     }
 
     /// The name (the consumer group on Redis).
@@ -210,6 +230,7 @@ impl fmt::Debug for Subscriber {
             .field("event_type", &self.event_type)
             .field("options", &self.options)
             .field("location", &self.location)
+            .field("required_state", &self.required_state)
             .finish_non_exhaustive()
     }
 }

@@ -5,8 +5,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use event_bus_core::{
-    registered_events, registered_subscribers, subscriber, Context, Envelope, Event, FailureKind,
-    HandlerError, MemoryBus, Ordering, StartFrom, Subscriber, ValidationErrors,
+    registered_events, registered_subscribers, subscriber, Bus, Context, Envelope, Event,
+    FailureKind, HandlerError, MemoryBus, Ordering, RunningBus, StartFrom, Subscriber,
+    ValidationErrors,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -432,14 +433,57 @@ mod nested {
     }
 }
 
+// Two modules deep, no `name = ...`: named after the function alone, so moving it to another
+// module keeps its consumer group.
+mod billing {
+    pub mod handlers {
+        use crate::{Envelope, HandlerError, TicketUpdated};
+
+        #[event_bus_core::subscriber("TICKET_UPDATED")]
+        pub async fn bill_on_update(
+            _event: Envelope<TicketUpdated>,
+            _ctx: event_bus_core::Context,
+        ) -> Result<(), HandlerError> {
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn the_default_name_is_the_bare_function_name() {
+    let registration = registered_subscribers()
+        .find(|s| s.handler.ends_with("::bill_on_update"))
+        .expect("bill_on_update is registered");
+    assert_eq!(registration.name, "bill_on_update");
+    assert_eq!(
+        registration.handler,
+        "derive::billing::handlers::bill_on_update"
+    );
+    let subscriber = Subscriber::from_registration(registration);
+    assert_eq!(subscriber.name(), "bill_on_update");
+    assert!(
+        subscriber
+            .location()
+            .contains("(derive::billing::handlers::bill_on_update)"),
+        "{}",
+        subscriber.location()
+    );
+
+    let nested = registered_subscribers()
+        .find(|s| s.handler == "derive::nested::seen")
+        .expect("nested::seen is registered");
+    assert_eq!(nested.name, "seen");
+}
+
 #[test]
 fn subscribers_are_registered_with_their_options() {
     let default = registered_subscribers()
         .find(|s| s.handler.ends_with("::count_updates"))
         .expect("count_updates is registered");
-    assert_eq!(default.name, concat!(module_path!(), "::count_updates"));
-    assert_eq!(default.name, "derive::count_updates");
+    // The default name is the bare function name; the handler keeps the full path.
+    assert_eq!(default.name, "count_updates");
     assert_eq!(default.handler, "derive::count_updates");
+    assert!(default.state.is_empty());
     assert_eq!(default.event_type, "TICKET_UPDATED");
     assert_eq!(default.options.concurrency, 1);
     assert_eq!(default.options.max_attempts, None);
@@ -459,7 +503,7 @@ fn subscribers_are_registered_with_their_options() {
     assert_eq!(named.options.ordering, Ordering::PerTenant);
 
     let nested = registered_subscribers()
-        .find(|s| s.name == "derive::nested::seen")
+        .find(|s| s.handler == "derive::nested::seen")
         .expect("nested::seen is registered");
     assert_eq!(nested.options.start, StartFrom::Latest);
     assert_eq!(nested.options.ordering, Ordering::None);
@@ -468,7 +512,7 @@ fn subscribers_are_registered_with_their_options() {
 #[test]
 fn the_registered_thunk_decodes_and_validates() {
     let registration = registered_subscribers()
-        .find(|s| s.name == "derive::count_updates")
+        .find(|s| s.name == "count_updates")
         .expect("count_updates is registered");
     let tenant = Uuid::new_v4();
     let prepared =
@@ -483,7 +527,7 @@ fn the_registered_thunk_decodes_and_validates() {
     assert!(failure.message.contains("payload.ticketTitle"), "{failure}");
 
     let subscriber = Subscriber::from_registration(registration);
-    assert_eq!(subscriber.name(), "derive::count_updates");
+    assert_eq!(subscriber.name(), "count_updates");
     assert!(
         subscriber.location().contains("derive.rs"),
         "{}",
@@ -506,7 +550,11 @@ async fn handlers_stay_callable_directly() {
 
 #[tokio::test]
 async fn a_discovered_subscriber_runs_on_the_memory_bus() {
-    let bus = MemoryBus::builder().only(["derive::count_updates"]).build();
+    let bus = MemoryBus::builder()
+        .only(["count_updates"])
+        .build()
+        .await
+        .expect("the bus builds");
     let running = bus.start().await.expect("the bus starts");
     let before = HANDLED.load(AtomicOrdering::SeqCst);
     bus.publish(valid_ticket())

@@ -2,8 +2,8 @@
 //! exactly what the seed writes (field order, camelCase, `toISOString()` timestamps).
 
 use chrono::{DateTime, Utc};
-use event_bus_core::runtime::decode;
-use event_bus_core::{encode_envelope, Envelope, Event, FailureKind};
+use event_bus_core::transport::{decode, encode_envelope};
+use event_bus_core::{Envelope, Event, FailureKind};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Event)]

@@ -2,7 +2,7 @@
 //!
 //! Use them through `event-bus-core`, which re-exports both and holds everything the generated
 //! code names (`event_bus_core::__private`). This file only parses and hands off: `event.rs`
-//! and `subscriber.rs` build a checked model of their input (attributes are read in `attr.rs`,
+//! and `subscriber.rs` build a checked model of their input (attributes are read in `attr/`,
 //! names converted in `case.rs`, errors collected in `ctxt.rs`) and generate code from it.
 #![warn(missing_docs)]
 
@@ -38,9 +38,13 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// Declares `async fn name(event: Envelope<T>, ctx: Context) -> Result<(), E>` a subscriber of
 /// the event type named by the first argument.
 ///
-/// Options: `name = "..."` (the consumer group; default: module path and function name),
-/// `concurrency = N`, `max_attempts = N`, `start = "earliest" | "latest"`,
-/// `ordering = "tenant" | "none"`. The function stays callable as written.
+/// After `ctx`, the function may take any number of `State<S>` parameters: shared values handed
+/// to the bus with `.state(value)`, which the bus checks it holds when it starts.
+///
+/// Options: `name = "..."` (the consumer group; default: the function's name, without its
+/// module path, so that moving the function keeps its group), `concurrency = N`,
+/// `max_attempts = N`, `start = "earliest" | "latest"`, `ordering = "tenant" | "none"`. The
+/// function stays callable as written.
 #[proc_macro_attribute]
 pub fn subscriber(args: TokenStream, item: TokenStream) -> TokenStream {
     subscriber::expand(args.into(), item.into()).into()

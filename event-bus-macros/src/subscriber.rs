@@ -1,8 +1,13 @@
 //! `#[subscriber("EVENT_TYPE", ...)]`: checks the function's shape and the options, re-emits the
 //! function unchanged, and registers a descriptor with a type-erased thunk after it.
+//!
+//! The function takes `(event: Envelope<T>, ctx: Context)`, then any number of `State<S>`
+//! parameters; the registration lists each `S`, so that a bus checks at start that it holds
+//! them. The default name is the function's own name: moving it to another module keeps its
+//! consumer group.
 
-use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned, ToTokens};
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ItemFn, LitStr, PathArguments, Signature, Type};
 
@@ -17,6 +22,8 @@ struct Model<'a> {
     function: &'a ItemFn,
     /// The `T` of the `Envelope<T>` parameter.
     event: &'a Type,
+    /// The `S` of each `State<S>` parameter after the context, in order.
+    state: Vec<&'a Type>,
 }
 
 /// Expands `#[subscriber(...)]`: the function as written, then the registration, or the
@@ -29,7 +36,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         Err(_) => {
             cx.error_at(
                 Span::call_site(),
-                "#[subscriber] goes on an `async fn name(event: Envelope<T>, ctx: Context) -> Result<(), E>`",
+                "#[subscriber] goes on an `async fn name(event: Envelope<T>, ctx: Context) -> Result<(), E>` \
+                 (optionally followed by `State<S>` parameters)",
             );
             None
         }
@@ -82,19 +90,21 @@ fn build<'a>(cx: &Ctxt, args: SubscriberArgs, function: &'a ItemFn) -> Option<Mo
     if let Some(variadic) = &sig.variadic {
         cx.error_spanned_by(variadic, "a subscriber cannot be variadic");
     }
-    let event = event_param(cx, sig);
+    let (event, state) = params(cx, sig)?;
     Some(Model {
         event_type: args.event_type.clone()?,
         args,
         function,
         event: event?,
+        state,
     })
 }
 
 const SHAPE: &str = "(event: Envelope<T>, ctx: Context)";
 
-/// Checks the parameters and finds the `T` of `Envelope<T>`.
-fn event_param<'a>(cx: &Ctxt, sig: &'a Signature) -> Option<&'a Type> {
+/// Checks the parameters and finds the `T` of `Envelope<T>` (if the first parameter is one) and
+/// the `S` of every `State<S>` after the context; `None` when the parameters cannot be used.
+fn params<'a>(cx: &Ctxt, sig: &'a Signature) -> Option<(Option<&'a Type>, Vec<&'a Type>)> {
     let mut event = None;
     if let Some(FnArg::Receiver(receiver)) = sig.inputs.first() {
         cx.error_spanned_by(
@@ -117,9 +127,10 @@ fn event_param<'a>(cx: &Ctxt, sig: &'a Signature) -> Option<&'a Type> {
             ),
         }
     }
-    if sig.inputs.len() != 2 {
+    if sig.inputs.len() < 2 {
         let message = format!(
-            "a subscriber takes two parameters, `{SHAPE}`, but `{}` takes {}",
+            "a subscriber takes two parameters, `{SHAPE}`, optionally followed by `State<S>` \
+             parameters (shared state handed to the bus with `.state(value)`), but `{}` takes {}",
             sig.ident,
             sig.inputs.len()
         );
@@ -130,17 +141,57 @@ fn event_param<'a>(cx: &Ctxt, sig: &'a Signature) -> Option<&'a Type> {
         }
         return None;
     }
-    event
+    let mut state = Vec::new();
+    let mut usable = true;
+    for input in sig.inputs.iter().skip(2) {
+        let found = match input {
+            FnArg::Typed(param) => state_arg(&param.ty),
+            FnArg::Receiver(_) => None,
+        };
+        match found {
+            Some(ty) => state.push(ty),
+            None => {
+                usable = false;
+                let what = match input {
+                    FnArg::Typed(param) => format!(
+                        ", but `{}` is `{}`",
+                        param.pat.to_token_stream(),
+                        type_text(&param.ty)
+                    ),
+                    FnArg::Receiver(_) => String::new(),
+                };
+                cx.error_spanned_by(
+                    input,
+                    format!(
+                        "extra subscriber parameters must be `State<T>` (shared state handed to \
+                         the bus with `.state(value)`){what}"
+                    ),
+                );
+            }
+        }
+    }
+    usable.then_some((event, state))
 }
 
 /// `T` in `Envelope<T>` (any path ending in `Envelope`).
 fn envelope_arg(ty: &Type) -> Option<&Type> {
+    single_type_arg(ty, "Envelope")
+}
+
+/// `S` in `State<S>` (any path ending in `State`).
+fn state_arg(ty: &Type) -> Option<&Type> {
+    single_type_arg(ty, "State")
+}
+
+/// `T` in `path::Name<T>`: a path type whose last segment is `name` with exactly one generic
+/// argument, a type.
+fn single_type_arg<'a>(ty: &'a Type, name: &str) -> Option<&'a Type> {
     let Type::Path(path) = ty else { return None };
     if path.qself.is_some() {
         return None;
     }
     let last = path.path.segments.last()?;
-    if last.ident != "Envelope" {
+    if last.ident != name {
         return None;
     }
     let PathArguments::AngleBracketed(args) = &last.arguments else {
@@ -219,10 +270,13 @@ fn generate(model: &Model<'_>) -> TokenStream {
         }
     };
 
+    // The handler's path is for messages only. The default name (the consumer group) is the
+    // bare function name, which stays the same when the function moves to another module; two
+    // functions of one name are refused at start, with both locations.
     let handler = quote!(::core::concat!(::core::module_path!(), "::", #fn_name));
     let name = match &args.name {
         Some(name) => name.to_token_stream(),
-        None => handler.clone(),
+        None => LitStr::new(&fn_name, fn_ident.span()).to_token_stream(),
     };
 
     let mut options = quote!(#private::SubscriberOptions::DEFAULT);
@@ -251,9 +305,50 @@ fn generate(model: &Model<'_>) -> TokenStream {
 
     // The call to `prepare` is spanned on the function's name: a return type that is not
     // `Result<(), impl Into<HandlerError>>`, or a future that is not `Send`, is reported there.
-    let prepare = quote_spanned! {fn_ident.span()=>
-        |bytes: &[u8]| #private::prepare::<#event, _, _, _>(bytes, #fn_ident)
+    let prepare = if model.state.is_empty() {
+        quote_spanned! {fn_ident.span()=>
+            |bytes: &[u8]| #private::prepare::<#event, _, _, _>(bytes, #fn_ident)
+        }
+    } else {
+        // Each `State<S>` is fetched from the context before the call; a missing one (possible
+        // only if the start check was skipped) is the permanent error `ctx.state` gives.
+        let event_ident = Ident::new("__event_bus_event", Span::call_site());
+        let ctx_ident = Ident::new("__event_bus_ctx", Span::call_site());
+        let state_idents: Vec<Ident> = (0..model.state.len())
+            .map(|i| format_ident!("__event_bus_state_{}", i))
+            .collect();
+        let fetch = model.state.iter().zip(&state_idents).map(|(ty, ident)| {
+            // The whole path is spanned on `T`, so that a `T` that is not `Send + Sync` is
+            // reported on the parameter.
+            let private = quote_spanned!(ty.span()=> ::event_bus_core::__private);
+            quote_spanned! {ty.span()=>
+                let #ident = match #private::State::<#ty>::from_context(&#ctx_ident) {
+                    ::core::result::Result::Ok(state) => state,
+                    ::core::result::Result::Err(missing) => {
+                        return ::core::result::Result::Err(#private::missing_state(missing));
+                    }
+                };
+            }
+        });
+        // Every token spanned on the name, so that each error is reported once, there.
+        let private = quote_spanned!(fn_ident.span()=> ::event_bus_core::__private);
+        quote_spanned! {fn_ident.span()=>
+            |bytes: &[u8]| #private::prepare::<#event, _, _, _>(
+                bytes,
+                |#event_ident, #ctx_ident: #private::Context| async move {
+                    #(#fetch)*
+                    #private::handler_result(
+                        #fn_ident(#event_ident, #ctx_ident, #(#state_idents),*),
+                    )
+                    .await
+                },
+            )
+        }
     };
+    let state_keys = model
+        .state
+        .iter()
+        .map(|ty| quote_spanned!(ty.span()=> #private::StateKey::of::<#ty>()));
     let location = quote_spanned!(fn_ident.span()=> file: ::core::file!(), line: ::core::line!(),);
 
     quote! {
@@ -264,6 +359,7 @@ fn generate(model: &Model<'_>) -> TokenStream {
                 #check
                 #prepare
             };
+            const __EVENT_BUS_STATE: &[#private::StateKey] = &[#(#state_keys),*];
 
             #private::inventory::submit! {
                 #private::SubscriberRegistration {
@@ -273,6 +369,7 @@ fn generate(model: &Model<'_>) -> TokenStream {
                     handler: #handler,
                     #location
                     prepare: __EVENT_BUS_PREPARE,
+                    state: __EVENT_BUS_STATE,
                 }
             }
         };

@@ -1,33 +1,38 @@
-//! [`RedisBus`]: publishing to Redis Streams, starting the consumers of every subscriber, and
-//! the dead-letter operations.
+//! [`RedisBus`]: the [`Bus`] on Redis Streams: publishing, starting the consumers of every
+//! subscriber (and reporting the groups no subscriber owns), and the dead-letter operations.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use event_bus_core::runtime::{Dispatcher, Message, Shared};
+use event_bus_core::transport::{
+    BusOptions, Dispatcher, EncodedEvent, Message, Shared, SubscriberCounters, WorkerPool,
+};
 use event_bus_core::{
-    channel_name, encode, encode_envelope, DeadLetter, DeadLetterError, EncodedEvent, Envelope,
-    Event, PublishError, Published, Publisher, ShutdownError, StartError,
+    channel_name, registered_subscribers, Bus, BusStats, DeadLetter, DeadLetterError, PublishError,
+    Published, Publisher, RunningBus, ShutdownError, StartError, StartFrom,
 };
 use futures_util::future::BoxFuture;
 use redis::aio::ConnectionManager;
 use redis::{cmd, Client, Value};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::{RedisBusBuilder, RedisConfig};
 use crate::connection;
-use crate::consumer::Consumer;
+use crate::consumer::{Consumer, RedisSink};
 use crate::dead_letter;
+use crate::groups::{self, ensure_group, ForeignGroup};
 use crate::keys::dead_letter_stream;
 use crate::reply;
-use crate::stats::{Counters, RedisBusStats};
 
 /// The event bus on Redis Streams.
 ///
 /// Cheap to clone: clones share the connection and the running consumers.
 ///
 /// ```no_run
-/// use event_bus_core::{subscriber, Context, Envelope, Event, HandlerError};
+/// use event_bus_core::prelude::*;
 /// use event_bus_redis::RedisBus;
 ///
 /// #[derive(Debug, serde::Serialize, serde::Deserialize, Event)]
@@ -62,22 +67,53 @@ impl std::fmt::Debug for RedisBus {
     }
 }
 
+const BUILDING: u8 = 0;
+const RUNNING: u8 = 1;
+const CLOSED: u8 = 2;
+
+/// A started subscriber, as the bus sees it (kept after shutdown, for its counters).
+struct Started {
+    name: String,
+    event_type: &'static str,
+    pool: Arc<WorkerPool<RedisSink>>,
+    counters: Arc<SubscriberCounters>,
+}
+
 struct BusInner {
     config: RedisConfig,
     client: Client,
     conn: ConnectionManager,
     consumer: String,
-    counters: Arc<Counters>,
-    /// The running consumers by subscriber name (for replays).
-    running: Mutex<
-        Option<
-            HashMap<String, Arc<event_bus_core::runtime::WorkerPool<crate::consumer::RedisSink>>>,
-        >,
-    >,
+    published: AtomicU64,
+    phase: AtomicU8,
+    /// Serialises `start` (and the group creation of publishes before it).
+    starting: tokio::sync::Mutex<StartState>,
+    /// Event types whose groups are known to exist before `start` (a copy of
+    /// `StartState::early_groups` that a publish reads without waiting).
+    early_groups: Mutex<HashSet<&'static str>>,
+    started: Mutex<Vec<Started>>,
+    /// The bus's shutdown signal; every consumer's tasks take a child of it.
+    stop: CancellationToken,
+}
+
+#[derive(Default)]
+struct StartState {
+    started: bool,
+    /// Event types whose subscribers' groups a publish before `start` created.
+    early_groups: HashSet<&'static str>,
 }
 
 impl BusInner {
+    fn started(&self) -> std::sync::MutexGuard<'_, Vec<Started>> {
+        self.started.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     async fn write(&self, event: EncodedEvent) -> Result<Published, PublishError> {
+        match self.phase.load(Ordering::Acquire) {
+            CLOSED => return Err(PublishError::Closed),
+            BUILDING => self.ensure_groups_before_start(event.event_type).await?,
+            _ => {}
+        }
         let stream = channel_name(&self.config.common.prefix, event.event_type);
         let span = tracing::info_span!(
             "publish",
@@ -110,12 +146,62 @@ impl BusInner {
                 event_type: event.event_type,
                 source: "XADD returned no entry id".into(),
             })?;
-            Counters::add(&self.counters.published, 1);
+            self.published.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%entry_id, "published");
             Ok(Published::new(event.event_id, entry_id))
         }
         .instrument(span)
         .await
+    }
+
+    /// Before `start`, a publish creates the groups of this bus's subscribers of its event type
+    /// first (once per type), so that they receive it when they start, whatever their start
+    /// position: the same as a bus whose groups existed from the moment it was built.
+    async fn ensure_groups_before_start(
+        &self,
+        event_type: &'static str,
+    ) -> Result<(), PublishError> {
+        if self
+            .early_groups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(event_type)
+        {
+            return Ok(());
+        }
+        let mut state = self.starting.lock().await;
+        if state.started || state.early_groups.contains(event_type) {
+            return Ok(());
+        }
+        // A selection that does not resolve makes `start` fail: no subscriber will run.
+        let Ok(resolved) = self.config.common.selection.resolve() else {
+            return Ok(());
+        };
+        let stream = channel_name(&self.config.common.prefix, event_type);
+        let mut conn = self.conn.clone();
+        for sub in resolved
+            .subscribers
+            .iter()
+            .filter(|s| s.event_type() == event_type)
+        {
+            ensure_group(
+                &mut conn,
+                &stream,
+                sub.name(),
+                start_id(sub.options().start),
+            )
+            .await
+            .map_err(|e| PublishError::Transport {
+                event_type,
+                source: Box::new(e),
+            })?;
+        }
+        state.early_groups.insert(event_type);
+        self.early_groups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(event_type);
+        Ok(())
     }
 
     fn event_streams(&self) -> Vec<String> {
@@ -127,6 +213,34 @@ impl BusInner {
             .map(|t| channel_name(&self.config.common.prefix, t))
             .collect()
     }
+
+    /// The groups on the bus's streams that no subscriber of this binary owns.
+    async fn foreign_groups(&self, owned: &BTreeSet<String>) -> Vec<ForeignGroup> {
+        let mut conn = self.conn.clone();
+        let mut out = Vec::new();
+        for stream in self.event_streams() {
+            let info = match groups::groups(&mut conn, &stream).await {
+                Ok(info) => info,
+                Err(e) => {
+                    tracing::warn!(%stream, error = %e, "could not list the stream's consumer groups");
+                    continue;
+                }
+            };
+            for group in info.groups {
+                if owned.contains(&group.name) {
+                    continue;
+                }
+                out.push(ForeignGroup {
+                    stream: stream.clone(),
+                    group: group.name,
+                    lag: group.lag.map(|l| l as u64),
+                    pending: group.pending as u64,
+                    consumers: group.consumers as u64,
+                });
+            }
+        }
+        out
+    }
 }
 
 impl Publisher for BusInner {
@@ -135,6 +249,13 @@ impl Publisher for BusInner {
         event: EncodedEvent,
     ) -> BoxFuture<'_, Result<Published, PublishError>> {
         Box::pin(self.write(event))
+    }
+}
+
+fn start_id(start: StartFrom) -> &'static str {
+    match start {
+        StartFrom::Earliest => "0",
+        _ => "$",
     }
 }
 
@@ -167,7 +288,7 @@ impl RedisBus {
         RedisBusBuilder::default()
     }
 
-    pub(crate) async fn connect(mut config: RedisConfig) -> Result<Self, StartError> {
+    pub(crate) async fn connect(config: RedisConfig) -> Result<Self, StartError> {
         let url = config.url.clone().ok_or_else(|| {
             StartError::Config(
                 "no Redis URL: call `.url(\"redis://...\")` on the builder".to_owned(),
@@ -178,12 +299,6 @@ impl RedisBus {
         let conn = connection::manager(&client, config.response_timeout)
             .await
             .map_err(transport(format!("a connection to {url}")))?;
-        // A retry waiting longer than claim_idle would let another consumer claim its entry.
-        let retry = config.common.retry;
-        let cap = config.claim_idle / 2;
-        if retry.max_backoff() > cap {
-            config.common.retry = retry.backoff(retry.initial_backoff().min(cap), cap);
-        }
         let consumer = config
             .consumer_name
             .clone()
@@ -194,8 +309,12 @@ impl RedisBus {
                 client,
                 conn,
                 consumer,
-                counters: Arc::new(Counters::default()),
-                running: Mutex::new(None),
+                published: AtomicU64::new(0),
+                phase: AtomicU8::new(BUILDING),
+                starting: tokio::sync::Mutex::new(StartState::default()),
+                early_groups: Mutex::new(HashSet::new()),
+                started: Mutex::new(Vec::new()),
+                stop: CancellationToken::new(),
             }),
         })
     }
@@ -210,57 +329,43 @@ impl RedisBus {
         &self.inner.config.common.prefix
     }
 
-    /// What the bus did so far.
-    pub fn stats(&self) -> RedisBusStats {
-        self.inner.counters.snapshot()
+    fn options(&self) -> &BusOptions {
+        &self.inner.config.common
+    }
+}
+
+impl Bus for RedisBus {
+    type Running = RunningRedisBus;
+
+    /// Appends the event to its stream with
+    /// `XADD {prefix}:{EVENT_TYPE} * event <json> channel <stream>`. Concurrent publishes are
+    /// pipelined over one multiplexed connection.
+    async fn publish_encoded(&self, event: EncodedEvent) -> Result<Published, PublishError> {
+        self.inner.write(event).await
     }
 
-    /// Validates `event` (before any I/O), wraps it in an envelope and appends it to its stream
-    /// with `XADD {prefix}:{EVENT_TYPE} * event <json> channel <stream>`. Concurrent publishes
-    /// are pipelined over one multiplexed connection.
-    pub async fn publish<E: Event>(&self, event: E) -> Result<Published, PublishError> {
-        self.inner.write(encode(event)?).await
-    }
-
-    /// Like [`RedisBus::publish`], keeping the envelope's id and timestamp.
-    pub async fn publish_envelope<E: Event>(
-        &self,
-        envelope: &Envelope<E>,
-    ) -> Result<Published, PublishError> {
-        self.inner.write(encode_envelope(envelope)?).await
-    }
-
-    /// This bus as a [`Publisher`].
-    pub fn publisher(&self) -> Arc<dyn Publisher> {
+    fn publisher(&self) -> Arc<dyn Publisher> {
         Arc::clone(&self.inner) as Arc<dyn Publisher>
     }
 
-    /// Discovers the subscribers, checks them, creates one consumer group per subscriber and
-    /// starts consuming.
-    pub async fn start(&self) -> Result<RunningRedisBus, StartError> {
-        let resolved = self.inner.config.common.selection.resolve()?;
-        {
-            let mut running = self
-                .inner
-                .running
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if running.is_some() {
-                return Err(StartError::AlreadyStarted);
-            }
-            *running = Some(HashMap::new());
+    /// Runs the start checks, creates one consumer group per subscriber and starts consuming,
+    /// then warns about the groups on the bus's streams that no subscriber of this binary owns
+    /// (see [`RunningRedisBus::foreign_groups`]).
+    async fn start(&self) -> Result<RunningRedisBus, StartError> {
+        let mut state = self.inner.starting.lock().await;
+        if state.started || self.inner.phase.load(Ordering::Acquire) != BUILDING {
+            return Err(StartError::AlreadyStarted);
         }
-        resolved.log("redis");
+        let resolved = self.options().resolve_for_start("redis")?;
         let shared = Shared::new(
-            self.inner.config.common.state.clone(),
+            self.options().state.clone(),
             Arc::clone(&self.inner) as Arc<dyn Publisher>,
         );
         let mut consumers = Vec::new();
-        for subscriber in resolved.subscribers {
-            let stream = channel_name(&self.inner.config.common.prefix, subscriber.event_type());
-            let name = subscriber.name().to_owned();
+        for subscriber in &resolved.subscribers {
+            let stream = channel_name(&self.options().prefix, subscriber.event_type());
             let dispatcher =
-                Dispatcher::new(subscriber, shared.clone(), self.inner.config.common.retry);
+                Dispatcher::new(subscriber.clone(), shared.clone(), self.options().retry);
             let consumer = Consumer::start(
                 dispatcher,
                 stream.clone(),
@@ -268,41 +373,72 @@ impl RedisBus {
                 self.inner.conn.clone(),
                 self.inner.consumer.clone(),
                 &self.inner.config,
-                Arc::clone(&self.inner.counters),
+                &self.inner.stop,
             )
             .await;
-            let consumer = match consumer {
-                Ok(c) => c,
-                Err(e) => {
-                    let running = RunningRedisBus {
-                        bus: self.clone(),
-                        consumers,
-                    };
-                    let _ = running.shutdown().await;
-                    return Err(transport(format!("the consumer group {name} on {stream}"))(
-                        e,
-                    ));
+            match consumer {
+                Ok(c) => {
+                    self.inner.started().push(Started {
+                        name: c.name.clone(),
+                        event_type: c.event_type,
+                        pool: Arc::clone(&c.pool),
+                        counters: Arc::clone(&c.counters),
+                    });
+                    consumers.push(c);
                 }
-            };
-            if let Some(map) = self
-                .inner
-                .running
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .as_mut()
-            {
-                map.insert(name, Arc::clone(&consumer.pool));
+                Err(e) => {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                    for c in consumers {
+                        let _ = c.shutdown(deadline).await;
+                    }
+                    self.inner.started().clear();
+                    return Err(transport(format!(
+                        "the consumer group {} on {stream}",
+                        subscriber.name()
+                    ))(e));
+                }
             }
-            consumers.push(consumer);
+        }
+        state.started = true;
+        self.inner.phase.store(RUNNING, Ordering::Release);
+        drop(state);
+
+        // Every subscriber this binary declares owns its group, running here or not.
+        let owned: BTreeSet<String> = registered_subscribers()
+            .map(|r| r.name.to_owned())
+            .chain(resolved.subscribers.iter().map(|s| s.name().to_owned()))
+            .collect();
+        let foreign = self.inner.foreign_groups(&owned).await;
+        for g in &foreign {
+            tracing::warn!(
+                stream = %g.stream,
+                group = %g.group,
+                lag = ?g.lag,
+                pending = g.pending,
+                consumers = g.consumers,
+                "a consumer group on this bus's stream is not run by this binary: fine if another service runs it; \
+                 if it is the old name of a renamed subscriber, its lag and pending entries are not being handled \
+                 (delete it with XGROUP DESTROY once drained, or give the subscriber its old `name`)"
+            );
         }
         Ok(RunningRedisBus {
             bus: self.clone(),
             consumers,
+            foreign,
         })
     }
 
-    /// Every dead letter of every known event type, oldest first per stream.
-    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, DeadLetterError> {
+    fn stats(&self) -> BusStats {
+        let subscribers = self
+            .inner
+            .started()
+            .iter()
+            .map(|s| s.counters.snapshot(&s.name, s.event_type))
+            .collect();
+        BusStats::from_subscribers(self.inner.published.load(Ordering::Relaxed), subscribers)
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, DeadLetterError> {
         let mut conn = self.inner.conn.clone();
         let mut out = Vec::new();
         for stream in self.inner.event_streams() {
@@ -314,22 +450,20 @@ impl RedisBus {
         Ok(out)
     }
 
-    /// Delivers a dead letter again, as attempt 1, to the one subscriber that failed it (it must
-    /// be running in this bus). The dead letter is deleted once the handler succeeds; if it
-    /// fails again, a new dead letter replaces it.
-    pub async fn replay_dead_letter(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
-        let pool = {
-            let running = self
-                .inner
-                .running
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let map = running.as_ref().ok_or(DeadLetterError::NotRunning)?;
-            map.get(&letter.subscriber)
-                .cloned()
-                .ok_or_else(|| DeadLetterError::SubscriberNotRunning(letter.subscriber.clone()))?
-        };
-        let message = Message::new(letter.source_message_id.as_str(), letter.payload.clone(), 1)
+    /// The dead letter is deleted once the replay is handled; if it fails again, a new dead
+    /// letter replaces it.
+    async fn replay_dead_letter(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
+        if self.inner.phase.load(Ordering::Acquire) != RUNNING {
+            return Err(DeadLetterError::NotRunning);
+        }
+        let pool = self
+            .inner
+            .started()
+            .iter()
+            .find(|s| s.name == letter.subscriber)
+            .map(|s| Arc::clone(&s.pool))
+            .ok_or_else(|| DeadLetterError::SubscriberNotRunning(letter.subscriber.clone()))?;
+        let message = Message::new(letter.source_message_id.as_str(), letter.payload.clone())
             .replaying(letter.id.as_str());
         if pool.submit(message).await {
             Ok(())
@@ -338,17 +472,7 @@ impl RedisBus {
         }
     }
 
-    /// Replays every dead letter; returns how many.
-    pub async fn replay_all_dead_letters(&self) -> Result<usize, DeadLetterError> {
-        let letters = self.dead_letters().await?;
-        for letter in &letters {
-            self.replay_dead_letter(letter).await?;
-        }
-        Ok(letters.len())
-    }
-
-    /// Deletes every dead letter of every known event type; returns how many there were.
-    pub async fn purge_dead_letters(&self) -> Result<usize, DeadLetterError> {
+    async fn purge_dead_letters(&self) -> Result<usize, DeadLetterError> {
         let mut conn = self.inner.conn.clone();
         let mut n = 0;
         for stream in self.inner.event_streams() {
@@ -369,58 +493,132 @@ impl RedisBus {
     }
 }
 
-/// A started [`RedisBus`].
+/// A started [`RedisBus`] (see [`RunningBus`]).
 #[derive(Debug)]
 #[must_use = "dropping the handle leaves the consumers running; call `shutdown`"]
 pub struct RunningRedisBus {
     bus: RedisBus,
     consumers: Vec<Consumer>,
+    foreign: Vec<ForeignGroup>,
 }
 
 impl RunningRedisBus {
-    /// The bus.
-    pub fn bus(&self) -> &RedisBus {
+    /// The consumer groups on the bus's streams that no subscriber of this binary owns, as
+    /// found at start (each also logged as a warning): another service's subscribers, or
+    /// groups left behind by a renamed subscriber, with their lag and pending counts.
+    pub fn foreign_groups(&self) -> &[ForeignGroup] {
+        &self.foreign
+    }
+
+    /// Whether every running subscriber's group has caught up: nothing held here, no lag, no
+    /// pending entry.
+    async fn caught_up(&self, conn: &mut ConnectionManager) -> bool {
+        if !self.consumers.iter().all(Consumer::is_idle) {
+            return false;
+        }
+        let mut by_stream: Vec<(&str, Vec<&str>)> = Vec::new();
+        for c in &self.consumers {
+            let stream = c.stream();
+            match by_stream.iter_mut().find(|(s, _)| *s == stream) {
+                Some((_, groups)) => groups.push(&c.name),
+                None => by_stream.push((stream, vec![&c.name])),
+            }
+        }
+        for (stream, names) in by_stream {
+            let Ok(info) = groups::groups(conn, stream).await else {
+                return false;
+            };
+            for name in names {
+                let Some(group) = info.groups.iter().find(|g| g.name == name) else {
+                    return false;
+                };
+                if group.pending != 0 {
+                    return false;
+                }
+                let caught_up = match group.lag {
+                    Some(lag) => lag == 0,
+                    None => {
+                        last_generated_id(conn, stream).await.as_deref()
+                            == Some(group.last_delivered_id.as_str())
+                    }
+                };
+                if !caught_up {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// The stream's last generated id (`XINFO STREAM`).
+async fn last_generated_id(conn: &mut ConnectionManager, stream: &str) -> Option<String> {
+    let info: Value = cmd("XINFO")
+        .arg("STREAM")
+        .arg(stream)
+        .query_async(conn)
+        .await
+        .ok()?;
+    reply::info_pairs(info)
+        .into_iter()
+        .find(|(k, _)| k == "last-generated-id")
+        .and_then(|(_, v)| reply::string(v))
+}
+
+impl RunningBus for RunningRedisBus {
+    type Bus = RedisBus;
+
+    fn bus(&self) -> &RedisBus {
         &self.bus
     }
 
-    /// The names of the running subscribers.
-    pub fn subscribers(&self) -> Vec<&str> {
+    fn subscribers(&self) -> Vec<&str> {
         self.consumers.iter().map(|c| c.name.as_str()).collect()
     }
 
-    /// Graceful shutdown: stop reading, let in-flight handlers finish within the shutdown
-    /// deadline, acknowledge what they handled, close. Entries not finished by then stay
-    /// pending and are delivered again (to this consumer name after a restart, or claimed by
-    /// another consumer).
-    pub async fn shutdown(self) -> Result<(), ShutdownError> {
-        let deadline = self.bus.inner.config.common.shutdown_timeout;
-        let started = tokio::time::Instant::now();
-        // The replay map holds the pools (and through them each acker's channel): release it
-        // first, so each consumer's acker can drain and stop.
-        *self
-            .bus
-            .inner
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
-        let mut result = Ok(());
-        let mut tasks = Vec::new();
-        for consumer in self.consumers {
-            tasks.push(tokio::spawn(
-                async move { consumer.shutdown(deadline).await },
-            ));
-        }
-        for task in tasks {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => result = Err(e),
-                Err(e) => result = Err(ShutdownError::Worker(e.to_string())),
+    async fn idle(&self) {
+        let mut conn = self.bus.inner.conn.clone();
+        loop {
+            for c in &self.consumers {
+                c.flush_acks();
             }
+            if self.caught_up(&mut conn).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Stop reading, let in-flight handlers finish within the shutdown deadline, acknowledge
+    /// what they handled, close. Entries not finished by then stay pending and are delivered
+    /// again (to this consumer name after a restart, or claimed by another consumer).
+    async fn shutdown(self) -> Result<(), ShutdownError> {
+        let inner = &self.bus.inner;
+        inner.phase.store(CLOSED, Ordering::Release);
+        let started = tokio::time::Instant::now();
+        let deadline = started + inner.config.common.shutdown_timeout;
+        inner.stop.cancel();
+        let results = futures_util::future::join_all(
+            self.consumers.into_iter().map(|c| c.shutdown(deadline)),
+        )
+        .await;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "redis bus shut down"
         );
-        result
+        let mut unfinished = 0;
+        let mut other = None;
+        for result in results {
+            match result {
+                Ok(()) => {}
+                Err(ShutdownError::Deadline { unfinished: n }) => unfinished += n,
+                Err(e) => other = Some(e),
+            }
+        }
+        match other {
+            Some(e) => Err(e),
+            None if unfinished > 0 => Err(ShutdownError::Deadline { unfinished }),
+            None => Ok(()),
+        }
     }
 }

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use event_bus_core::runtime::BusOptions;
-use event_bus_core::{Event, RetryPolicy, StartError, Subscriber};
+use event_bus_core::transport::{bus_builder_options, BusOptions};
+use event_bus_core::StartError;
 
 use crate::bus::RedisBus;
 
@@ -22,7 +22,7 @@ pub enum Retention {
     TrimHandled,
     /// Cap each stream near this many entries (`XADD MAXLEN ~ n`), like the seed system. Under
     /// load this can delete entries a group has not handled yet: the runtime checks for that,
-    /// logs a warning and counts it in [`RedisBusStats::trimmed_unhandled`](crate::RedisBusStats).
+    /// logs a warning and counts it in `BusStats::trimmed_unhandled` (see `event_bus_core::Bus::stats`).
     MaxLen(u64),
 }
 
@@ -58,7 +58,7 @@ impl Default for RedisConfig {
     }
 }
 
-/// Builds a [`RedisBus`].
+/// Builds a [`RedisBus`]: the options every bus shares, then the Redis ones.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -87,70 +87,7 @@ impl RedisBusBuilder {
         self
     }
 
-    /// The stream prefix: event type `T` lives in `{prefix}:T` (default `event`).
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.config.common.prefix = prefix.into();
-        self
-    }
-
-    /// Hands a value to every handler (`ctx.state::<T>()`); one value per type.
-    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
-        self.config.common.state.insert(value);
-        self
-    }
-
-    /// Adds a subscriber explicitly (besides the discovered `#[subscriber]`s).
-    pub fn subscribe(mut self, subscriber: Subscriber) -> Self {
-        self.config.common.selection.subscribe(subscriber);
-        self
-    }
-
-    /// Registers an event type explicitly (for targets where `inventory` cannot run).
-    pub fn register_event<E: Event>(mut self) -> Self {
-        self.config.common.selection.register_event::<E>();
-        self
-    }
-
-    /// Runs only the named subscribers; start fails if one is not found.
-    pub fn only<I, S>(mut self, names: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.config.common.selection.only(names);
-        self
-    }
-
-    /// Whether the `#[derive(Event)]`s and `#[subscriber]`s linked into the binary are used
-    /// (default: yes). Without discovery, register both explicitly.
-    pub fn discover(mut self, discover: bool) -> Self {
-        self.config.common.selection.discover(discover);
-        self
-    }
-
-    /// Start fails unless every named subscriber is found (see the linking rule).
-    pub fn expect_subscribers<I, S>(mut self, names: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.config.common.selection.expect(names);
-        self
-    }
-
-    /// How failed deliveries are retried. Keep the longest backoff below
-    /// [`claim_idle`](Self::claim_idle), or another consumer may claim an entry that is only
-    /// waiting for its retry.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.config.common.retry = policy;
-        self
-    }
-
-    /// How long shutdown waits for in-flight handlers (default 30 s).
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.config.common.shutdown_timeout = timeout;
-        self
-    }
+    bus_builder_options!(config.common);
 
     /// This process's consumer name in every group (default: host name, pid and a random
     /// suffix, unique even when every container runs as pid 1).
@@ -180,7 +117,9 @@ impl RedisBusBuilder {
     }
 
     /// How long an entry stays pending with a consumer before another may claim it
-    /// (default 30 s).
+    /// (default 30 s). A consumer keeps its lease on the entries it holds (running, queued or
+    /// waiting for a retry) by renewing them every third of this, so a long handler is never
+    /// claimed from a live consumer; only a consumer that died or stalled loses its entries.
     pub fn claim_idle(mut self, idle: Duration) -> Self {
         self.config.claim_idle = idle;
         self
@@ -205,7 +144,7 @@ impl RedisBusBuilder {
         self
     }
 
-    /// Connects and returns the bus (nothing is consumed until [`RedisBus::start`]).
+    /// Connects and returns the bus (nothing is consumed until `start`: see [`event_bus_core::Bus::start`]).
     pub async fn build(self) -> Result<RedisBus, StartError> {
         RedisBus::connect(self.config).await
     }

@@ -151,3 +151,8 @@ pub(crate) fn is_nogroup(e: &redis::RedisError) -> bool {
 pub(crate) fn is_busygroup(e: &redis::RedisError) -> bool {
     e.code() == Some("BUSYGROUP")
 }
+
+/// Whether the error says the key does not exist (`XINFO` on a missing stream).
+pub(crate) fn is_no_such_key(e: &redis::RedisError) -> bool {
+    e.to_string().contains("no such key")
+}

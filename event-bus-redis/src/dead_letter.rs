@@ -1,6 +1,6 @@
 //! Dead letters on Redis: written to `{stream}:dead-letter` with the seed's field names
 //! (`sourceStream`, `sourceMessageId`, `deliveries`, `deadLetteredAt`) plus ours (`subscriber`,
-//! `error`, `errorKind`), read back as [`DeadLetter`]s, and found again after a crash so an
+//! `error`, `errorKind`, `runs`, `reason`), read back as [`DeadLetter`]s, and found again after a crash so an
 //! entry is never dead-lettered twice.
 
 use std::collections::HashSet;
@@ -19,11 +19,13 @@ pub(crate) struct DeadLetterFields<'a> {
     pub(crate) source_message_id: &'a str,
     pub(crate) subscriber: &'a str,
     pub(crate) deliveries: u32,
+    pub(crate) runs: u32,
+    pub(crate) reason: &'a str,
     pub(crate) failure: &'a Failure,
 }
 
 /// `XADD {dl} * <original fields> sourceStream .. sourceMessageId .. deliveries ..
-/// deadLetteredAt .. subscriber .. error .. errorKind ..`.
+/// deadLetteredAt .. subscriber .. error .. errorKind .. runs .. reason ..`.
 pub(crate) async fn write(
     conn: &mut ConnectionManager,
     dl_stream: &str,
@@ -50,7 +52,11 @@ pub(crate) async fn write(
         .arg("error")
         .arg(&fields.failure.message)
         .arg("errorKind")
-        .arg(fields.failure.kind.as_str());
+        .arg(fields.failure.kind.as_str())
+        .arg("runs")
+        .arg(fields.runs)
+        .arg("reason")
+        .arg(fields.reason);
     let id: Value = c.query_async(conn).await?;
     Ok(reply::string(id).unwrap_or_default())
 }
@@ -65,6 +71,8 @@ fn is_dead_letter_field(name: &str) -> bool {
             | "subscriber"
             | "error"
             | "errorKind"
+            | "runs"
+            | "reason"
     )
 }
 
@@ -80,6 +88,11 @@ pub(crate) fn parse(entry: Entry) -> DeadLetter {
             .field_str("deliveries")
             .and_then(|d| d.parse().ok())
             .unwrap_or(0),
+        runs: entry
+            .field_str("runs")
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0),
+        reason: entry.field_str("reason").unwrap_or_default(),
         error: entry.field_str("error").unwrap_or_default(),
         kind: entry
             .field_str("errorKind")

@@ -1,9 +1,15 @@
 //! Key names: `{prefix}:{EVENT_TYPE}` for an event type's stream, `{stream}:dead-letter` for its
-//! dead letters. Every command the runtime sends touches exactly one of these keys.
+//! dead letters, `{stream}:runs:{group}` for a subscriber's record of failed handler runs.
+//! Every command the runtime sends touches exactly one of these keys.
 
 /// The dead-letter stream of `stream`.
 pub(crate) fn dead_letter_stream(stream: &str) -> String {
     format!("{stream}:dead-letter")
+}
+
+/// The record of failed handler runs of `group`'s entries of `stream`.
+pub(crate) fn runs_key(stream: &str, group: &str) -> String {
+    format!("{stream}:runs:{group}")
 }
 
 /// The event type a stream carries (the part after the last `:`).
@@ -30,6 +36,10 @@ mod tests {
             "alga-psa:event-stream:global:TICKET_UPDATED:dead-letter"
         );
         assert_eq!(event_type_of("event:TICKET_UPDATED"), "TICKET_UPDATED");
+        assert_eq!(
+            runs_key("event:TICKET_UPDATED", "ticket-email"),
+            "event:TICKET_UPDATED:runs:ticket-email"
+        );
         assert_eq!(id_millis("1700000000000-3"), 1_700_000_000_000);
         assert_eq!(id_millis("garbage"), 0);
     }

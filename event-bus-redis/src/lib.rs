@@ -1,16 +1,19 @@
 //! The Redis Streams runtime of event-bus.
 //!
-//! [`RedisBus`] has the API of `event_bus_core::MemoryBus` and delivers every event at least
-//! once to every subscriber linked into the binary:
+//! [`RedisBus`] implements `event_bus_core::Bus`, like `event_bus_core::MemoryBus`, and
+//! delivers every event at least once to every subscriber linked into the binary:
 //!
 //! - each event type is a stream `{prefix}:{EVENT_TYPE}`; each entry holds the envelope JSON in
 //!   its `event` field (and a `channel` field), as the seed system writes it;
 //! - each subscriber is a consumer group; processes running the same subscriber share it
 //!   (competing consumers), each under a unique consumer name;
-//! - entries are acknowledged (in batches) only after their handler succeeded; failures are
-//!   retried with backoff, counting deliveries in the pending list so attempts survive a
-//!   crash, then written to `{stream}:dead-letter` and acknowledged;
-//! - entries left pending by a dead consumer are claimed with `XAUTOCLAIM`;
+//! - entries are acknowledged (in batches) only after their handler succeeded; failed handler
+//!   runs are retried with backoff and recorded in Redis (`{stream}:runs:{group}`), so that
+//!   `max_attempts` counts handler runs across crashes; then the entry is written to
+//!   `{stream}:dead-letter` and acknowledged. The pending list's delivery count is only a
+//!   crash-loop guard;
+//! - a consumer keeps a lease on the entries it holds, however long their handlers run; entries
+//!   left pending by a dead consumer are claimed with `XAUTOCLAIM`;
 //! - blocking reads run on their own connections with a client-side timeout, and survive
 //!   Redis restarts and lost streams (`NOGROUP`);
 //! - every command touches a single key, so streams can later live on different cluster
@@ -24,11 +27,12 @@ mod config;
 mod connection;
 mod consumer;
 mod dead_letter;
+mod groups;
 mod keys;
 mod reply;
 mod retention;
-mod stats;
+mod runs;
 
 pub use bus::{RedisBus, RunningRedisBus};
 pub use config::{RedisBusBuilder, Retention};
-pub use stats::RedisBusStats;
+pub use groups::ForeignGroup;

@@ -1,4 +1,5 @@
-//! Parsing stream replies (`XREADGROUP`, `XAUTOCLAIM`, `XCLAIM`, `XRANGE`, `XPENDING`) from
+//! Parsing the stream replies of the hot and order-keeping paths (`XREADGROUP`, `XAUTOCLAIM`,
+//! `XRANGE`, `XINFO`) by hand; cold paths use redis-rs's typed replies. From
 //! `redis::Value`, for RESP2 and RESP3 alike, without intermediate maps.
 
 use std::fmt;
@@ -140,11 +141,6 @@ pub(crate) fn entries(value: Value) -> Vec<Entry> {
     out
 }
 
-/// Whether a list-of-entries reply (`XCLAIM`) holds at least one live entry.
-pub(crate) fn has_entries(value: &Value) -> bool {
-    !entries(value.clone()).is_empty()
-}
-
 /// The entries of a single-stream `XREADGROUP` reply (nil on timeout).
 pub(crate) fn read_reply(value: Value) -> Vec<Entry> {
     let stream = match value {
@@ -172,25 +168,6 @@ pub(crate) fn autoclaim_reply(value: Value) -> (String, Vec<Entry>, Vec<String>)
         .map(|v| items(v).into_iter().filter_map(string).collect())
         .unwrap_or_default();
     (cursor, claimed, deleted)
-}
-
-/// One row of extended `XPENDING`: id, consumer, idle ms, deliveries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Pending {
-    pub(crate) id: String,
-    pub(crate) deliveries: u32,
-}
-
-pub(crate) fn pending_reply(value: Value) -> Vec<Pending> {
-    items(value)
-        .into_iter()
-        .filter_map(|row| {
-            let row = items(row);
-            let deliveries = u32::try_from(int(row.get(3)?)?).ok()?;
-            let id = string(row.into_iter().next()?)?;
-            Some(Pending { id, deliveries })
-        })
-        .collect()
 }
 
 /// A flat `[k, v, k, v]` or map reply (`XINFO`) as pairs.

@@ -9,7 +9,7 @@ use redis::{cmd, RedisResult, Value};
 
 use crate::config::Retention;
 use crate::reply;
-use crate::stats::Counters;
+use event_bus_core::transport::SubscriberCounters;
 
 /// `ms-seq` ordering.
 fn parse_id(id: &str) -> (u64, u64) {
@@ -67,7 +67,7 @@ pub(crate) async fn apply(
     conn: &ConnectionManager,
     stream: &str,
     retention: Retention,
-    counters: &Counters,
+    counters: &SubscriberCounters,
 ) -> RedisResult<()> {
     let cap = match retention {
         Retention::Unbounded => return Ok(()),
@@ -89,7 +89,7 @@ pub(crate) async fn apply(
     if len > cap {
         // Everything left is still needed by some group: the cap drops unhandled entries.
         let dropped = len - cap;
-        Counters::add(&counters.trimmed_unhandled, dropped);
+        SubscriberCounters::add(&counters.trimmed_unhandled, dropped);
         tracing::warn!(
             stream,
             cap,

@@ -1,14 +1,13 @@
-//! [`AnyBus`]: the in-memory and the Redis bus behind one API, so behaviour tests are written
-//! once and run against both.
+//! Test buses: [`TestBus`] sets up either bus the same way (fast retries, a unique prefix, the
+//! chosen subscribers, a [`Recorder`] as state), and [`TestTransport`] lets a behaviour
+//! scenario be written once, as `async fn scenario<B: TestTransport>()`, and run on both.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_bus_core::{
-    DeadLetter, DeadLetterError, Event, MemoryBus, PublishError, Published, RetryPolicy,
-    ShutdownError, StartError,
-};
-use event_bus_redis::{RedisBus, RunningRedisBus};
+use event_bus_core::{Bus, DeadLetter, MemoryBus, RetryPolicy};
+use event_bus_redis::RedisBus;
 
 use crate::probe::Recorder;
 
@@ -19,6 +18,61 @@ pub enum BusKind {
     Memory,
     /// `RedisBus` on the shared server.
     Redis,
+}
+
+/// A bus a [`TestBus`] can build.
+pub trait TestTransport: Bus {
+    /// Which bus this is.
+    const KIND: BusKind;
+
+    /// Builds one with `t`'s settings (another one with the same settings shares groups on
+    /// Redis).
+    fn build_for(t: &TestBus) -> impl Future<Output = Self> + Send;
+}
+
+impl TestTransport for MemoryBus {
+    const KIND: BusKind = BusKind::Memory;
+
+    async fn build_for(t: &TestBus) -> Self {
+        let built = MemoryBus::builder()
+            .prefix(&t.prefix)
+            .only(t.only.clone())
+            .state(SharedRecorder(Arc::clone(&t.recorder)))
+            .retry_policy(t.retry)
+            .shutdown_timeout(t.shutdown_timeout)
+            .allow_no_subscribers(t.allow_no_subscribers)
+            .build()
+            .await;
+        match built {
+            Ok(bus) => bus,
+            Err(e) => panic!("cannot build a memory bus: {e}"),
+        }
+    }
+}
+
+impl TestTransport for RedisBus {
+    const KIND: BusKind = BusKind::Redis;
+
+    async fn build_for(t: &TestBus) -> Self {
+        let mut builder = RedisBus::builder()
+            .url(&t.url)
+            .prefix(&t.prefix)
+            .only(t.only.clone())
+            .state(SharedRecorder(Arc::clone(&t.recorder)))
+            .retry_policy(t.retry)
+            .shutdown_timeout(t.shutdown_timeout)
+            .allow_no_subscribers(t.allow_no_subscribers)
+            .claim_idle(t.claim_idle)
+            .claim_interval(t.claim_interval)
+            .block(t.block);
+        if let Some(name) = &t.consumer_name {
+            builder = builder.consumer_name(name);
+        }
+        match builder.build().await {
+            Ok(bus) => bus,
+            Err(e) => panic!("cannot connect to Redis at {}: {e}", t.url),
+        }
+    }
 }
 
 /// How a test bus is set up: fast retries, a unique prefix, the chosen subscribers, and a
@@ -47,6 +101,8 @@ pub struct TestBus {
     pub block: Duration,
     /// How long a shutdown may take (default 10 s).
     pub shutdown_timeout: Duration,
+    /// Whether start may find no subscriber (default no).
+    pub allow_no_subscribers: bool,
 }
 
 impl TestBus {
@@ -66,41 +122,23 @@ impl TestBus {
             consumer_name: None,
             block: Duration::from_millis(200),
             shutdown_timeout: Duration::from_secs(10),
+            allow_no_subscribers: false,
         }
     }
 
-    /// Builds a bus (another instance with the same settings shares groups on Redis).
-    pub async fn build(&self) -> AnyBus {
-        match self.kind {
-            BusKind::Memory => AnyBus::Memory(
-                MemoryBus::builder()
-                    .prefix(&self.prefix)
-                    .only(self.only.clone())
-                    .state(SharedRecorder(Arc::clone(&self.recorder)))
-                    .retry_policy(self.retry)
-                    .shutdown_timeout(self.shutdown_timeout)
-                    .build(),
-            ),
-            BusKind::Redis => {
-                let mut builder = RedisBus::builder()
-                    .url(&self.url)
-                    .prefix(&self.prefix)
-                    .only(self.only.clone())
-                    .state(SharedRecorder(Arc::clone(&self.recorder)))
-                    .retry_policy(self.retry)
-                    .shutdown_timeout(self.shutdown_timeout)
-                    .claim_idle(self.claim_idle)
-                    .claim_interval(self.claim_interval)
-                    .block(self.block);
-                if let Some(name) = &self.consumer_name {
-                    builder = builder.consumer_name(name);
-                }
-                match builder.build().await {
-                    Ok(bus) => AnyBus::Redis(bus),
-                    Err(e) => panic!("cannot connect to Redis at {}: {e}", self.url),
-                }
-            }
-        }
+    /// A test bus for `B`.
+    pub fn of<B: TestTransport>(test: &str, only: &[&str]) -> Self {
+        Self::new(B::KIND, test, only)
+    }
+
+    /// Builds a bus of type `B` with these settings.
+    pub async fn build<B: TestTransport>(&self) -> B {
+        B::build_for(self).await
+    }
+
+    /// Builds a Redis bus with these settings.
+    pub async fn redis(&self) -> RedisBus {
+        self.build::<RedisBus>().await
     }
 
     /// Deletes the test's keys (Redis).
@@ -122,84 +160,14 @@ impl std::ops::Deref for SharedRecorder {
     }
 }
 
-/// Either bus.
-#[derive(Debug, Clone)]
-pub enum AnyBus {
-    /// In memory.
-    Memory(MemoryBus),
-    /// On Redis.
-    Redis(RedisBus),
-}
-
-/// Either running bus.
-#[derive(Debug)]
-pub enum AnyRunning {
-    /// In memory.
-    Memory(event_bus_core::RunningMemoryBus),
-    /// On Redis.
-    Redis(RunningRedisBus),
-}
-
-impl AnyBus {
-    /// Publishes.
-    pub async fn publish<E: Event>(&self, event: E) -> Result<Published, PublishError> {
-        match self {
-            AnyBus::Memory(b) => b.publish(event).await,
-            AnyBus::Redis(b) => b.publish(event).await,
+/// Waits until `bus` lists at least `n` dead letters (or `timeout`); returns them.
+pub async fn wait_dead_letters<B: Bus>(bus: &B, n: usize, timeout: Duration) -> Vec<DeadLetter> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let letters = bus.dead_letters().await.unwrap_or_default();
+        if letters.len() >= n || tokio::time::Instant::now() >= deadline {
+            return letters;
         }
-    }
-
-    /// Starts.
-    pub async fn start(&self) -> Result<AnyRunning, StartError> {
-        Ok(match self {
-            AnyBus::Memory(b) => AnyRunning::Memory(b.start().await?),
-            AnyBus::Redis(b) => AnyRunning::Redis(b.start().await?),
-        })
-    }
-
-    /// Lists dead letters.
-    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, DeadLetterError> {
-        match self {
-            AnyBus::Memory(b) => b.dead_letters().await,
-            AnyBus::Redis(b) => b.dead_letters().await,
-        }
-    }
-
-    /// Replays one dead letter.
-    pub async fn replay_dead_letter(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
-        match self {
-            AnyBus::Memory(b) => b.replay_dead_letter(letter).await,
-            AnyBus::Redis(b) => b.replay_dead_letter(letter).await,
-        }
-    }
-
-    /// Purges dead letters.
-    pub async fn purge_dead_letters(&self) -> Result<usize, DeadLetterError> {
-        match self {
-            AnyBus::Memory(b) => b.purge_dead_letters().await,
-            AnyBus::Redis(b) => b.purge_dead_letters().await,
-        }
-    }
-
-    /// Waits until `n` dead letters exist (or `timeout`); returns them.
-    pub async fn wait_dead_letters(&self, n: usize, timeout: Duration) -> Vec<DeadLetter> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let letters = self.dead_letters().await.unwrap_or_default();
-            if letters.len() >= n || tokio::time::Instant::now() >= deadline {
-                return letters;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl AnyRunning {
-    /// Shuts down gracefully.
-    pub async fn shutdown(self) -> Result<(), ShutdownError> {
-        match self {
-            AnyRunning::Memory(r) => r.shutdown().await,
-            AnyRunning::Redis(r) => r.shutdown().await,
-        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -1,14 +1,16 @@
-//! Test support for the workspace-level tests: one API over both buses ([`AnyBus`]), a probe
+//! Test support for the workspace-level tests: test buses of either kind ([`TestBus`],
+//! [`TestTransport`], for scenarios written once against the `Bus` trait), a probe
 //! event with subscribers whose behaviour each event controls, a recorder of every delivery,
-//! a private `redis-server` for tests that kill or restart Redis, and a TCP proxy that can
-//! black-hole a connection.
+//! a private `redis-server` for tests that kill, restart or freeze Redis, a TCP proxy that can
+//! black-hole a connection, and the helpers the Redis fault tests share ([`redis_helpers`]).
 
 pub mod bus;
 pub mod probe;
 pub mod proxy;
+pub mod redis_helpers;
 pub mod server;
 
-pub use bus::{AnyBus, AnyRunning, BusKind, TestBus};
+pub use bus::{wait_dead_letters, BusKind, SharedRecorder, TestBus, TestTransport};
 pub use probe::{Probe, Recorder};
 
 /// The shared Redis of the machine (`EVENT_BUS_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`).

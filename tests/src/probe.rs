@@ -1,12 +1,12 @@
 //! The probe event and its subscribers: each event says how its handlers behave (fail the first
-//! n attempts, fail permanently, panic, sleep, fail for one tenant), and every attempt is
-//! recorded so tests can assert exact counts.
+//! n attempts, in every subscriber or one, fail permanently, panic, sleep, fail in one
+//! subscriber), and every attempt is recorded so tests can assert exact counts.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use event_bus_core::{subscriber, Context, Envelope, Event, HandlerError};
+use event_bus_core::{subscriber, Context, Envelope, Event, HandlerError, State};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -34,6 +34,9 @@ pub struct Probe {
     /// Always fail (transient) when handled by this subscriber.
     #[serde(default)]
     pub fail_in: Option<String>,
+    /// Apply `fail_first` only in this subscriber (every subscriber when `None`).
+    #[serde(default)]
+    pub fail_first_in: Option<String>,
 }
 
 impl Probe {
@@ -71,9 +74,20 @@ pub struct Recorder {
     starts: std::sync::atomic::AtomicUsize,
     running: std::sync::atomic::AtomicUsize,
     peak_running: std::sync::atomic::AtomicUsize,
+    healed: std::sync::atomic::AtomicBool,
 }
 
 impl Recorder {
+    /// From now on, probe handlers succeed whatever their event asks (the cause of a dead
+    /// letter is "fixed", so its replay succeeds).
+    pub fn heal(&self) {
+        self.healed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn is_healed(&self) -> bool {
+        self.healed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// A recorder that also prints `start <sub> <seq> <attempt>` and
     /// `done <sub> <seq> <attempt> <ok>` lines to stdout (for child processes).
     pub fn echoing() -> Self {
@@ -206,6 +220,11 @@ async fn run(event: Envelope<Probe>, ctx: Context) -> Result<(), HandlerError> {
         recorder.record(attempt);
         panic!("probe {} panicked on purpose", p.seq);
     }
+    if recorder.is_healed() {
+        attempt.ok = true;
+        recorder.record(attempt);
+        return Ok(());
+    }
     if p.permanent {
         recorder.record(attempt);
         return Err(HandlerError::permanent(format!(
@@ -213,7 +232,13 @@ async fn run(event: Envelope<Probe>, ctx: Context) -> Result<(), HandlerError> {
             p.seq
         )));
     }
-    if ctx.attempt() <= p.fail_first || p.fail_in.as_deref() == Some(ctx.subscriber()) {
+    let fails_first = p
+        .fail_first_in
+        .as_deref()
+        .is_none_or(|only| only == ctx.subscriber());
+    if (fails_first && ctx.attempt() <= p.fail_first)
+        || p.fail_in.as_deref() == Some(ctx.subscriber())
+    {
         recorder.record(attempt);
         return Err(HandlerError::transient(format!(
             "probe {} fails attempt {}",
@@ -254,4 +279,18 @@ async fn probe_tenant_ordered(event: Envelope<Probe>, ctx: Context) -> Result<()
 #[subscriber("PROBE", name = "probe-retry3", max_attempts = 3, concurrency = 4)]
 async fn probe_retry3(event: Envelope<Probe>, ctx: Context) -> Result<(), HandlerError> {
     run(event, ctx).await
+}
+
+/// Shared state no test bus is given.
+#[derive(Debug)]
+pub struct NeverGiven;
+
+/// Needs [`NeverGiven`]: a bus running it must refuse to start.
+#[subscriber("PROBE", name = "probe-needs-state")]
+async fn probe_needs_state(
+    _event: Envelope<Probe>,
+    _ctx: Context,
+    _never: State<NeverGiven>,
+) -> Result<(), HandlerError> {
+    Ok(())
 }

@@ -1,5 +1,5 @@
 //! A private `redis-server` on a free port in a temporary directory, for tests that kill,
-//! restart or configure Redis. Stopped (by pid) when dropped.
+//! restart, freeze (SIGSTOP) or configure Redis. Stopped (by pid) when dropped.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -87,6 +87,29 @@ impl RedisServer {
         self.port
     }
 
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Freezes it with SIGSTOP: its sockets stay open and the kernel keeps accepting what
+    /// clients send, but nothing is answered until it resumes (as under a stalled host, a
+    /// long fork or swapping). It resumes when the returned guard is dropped or
+    /// [`Paused::resume`]d, so a failing test never leaves it stopped.
+    pub fn pause(&self) -> Paused {
+        match self.pid() {
+            Some(pid) => Paused::stop(pid),
+            None => panic!("redis-server on port {} is not running", self.port),
+        }
+    }
+
+    /// Sends SIGCONT (harmless when it is not stopped).
+    pub fn resume(&self) {
+        if let Some(pid) = self.pid() {
+            signal(pid, "-CONT");
+        }
+    }
+
     /// Kills it with SIGKILL (no shutdown save).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -106,5 +129,62 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A process stopped with SIGSTOP; dropping the guard (or [`Paused::resume`]) sends SIGCONT.
+/// It holds only the pid, so it can be moved to another thread.
+#[derive(Debug)]
+#[must_use = "the process resumes when the guard is dropped"]
+pub struct Paused {
+    pid: u32,
+    resumed: bool,
+}
+
+impl Paused {
+    /// Sends SIGSTOP to `pid` (e.g. [`RedisServer::pid`]).
+    pub fn stop(pid: u32) -> Self {
+        signal(pid, "-STOP");
+        Self {
+            pid,
+            resumed: false,
+        }
+    }
+
+    /// Sends SIGCONT now.
+    pub fn resume(mut self) {
+        self.cont();
+    }
+
+    fn cont(&mut self) {
+        if !self.resumed {
+            self.resumed = true;
+            signal(self.pid, "-CONT");
+        }
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        self.cont();
+    }
+}
+
+/// `kill {signal} {pid}`; panics when it fails (except SIGCONT, which must never panic in a
+/// drop: a failure there is logged).
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(signal)
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let ok = matches!(&status, Ok(s) if s.success());
+    if !ok {
+        if signal == "-CONT" {
+            eprintln!("kill {signal} {pid} failed: {status:?}");
+        } else {
+            panic!("kill {signal} {pid} failed: {status:?}");
+        }
     }
 }

@@ -5,8 +5,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use event_bus_core::{FailureKind, PublishError, RetryPolicy, ShutdownError};
-use event_bus_tests::{BusKind, Probe, TestBus};
+use event_bus_core::{
+    FailureKind, PublishError, RetryPolicy, RunningBus, ShutdownError, StartError,
+};
+use event_bus_tests::{wait_dead_letters, BusKind, Probe, TestBus, TestTransport};
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -17,12 +19,12 @@ macro_rules! on_both_buses {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn memory() {
                 event_bus_tests::init_tracing();
-                super::$name(event_bus_tests::BusKind::Memory).await;
+                super::$name::<event_bus_core::MemoryBus>().await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn redis() {
                 event_bus_tests::init_tracing();
-                super::$name(event_bus_tests::BusKind::Redis).await;
+                super::$name::<event_bus_redis::RedisBus>().await;
             }
         }
     )*};
@@ -46,6 +48,11 @@ on_both_buses!(
     shutdown_deadline_counts_a_handler_still_running,
     concurrency_one_holds_for_replays_too,
     context_carries_tenant_attempt_and_message_id,
+    publishing_before_start_is_delivered_once_started,
+    start_without_subscribers_fails_unless_allowed,
+    start_fails_when_a_subscriber_needs_state_the_bus_lacks,
+    idle_stats_and_subscribers_are_per_subscriber,
+    a_replayed_dead_letter_is_deleted_once_its_replay_is_handled,
 );
 
 fn exactly_once(handled: &HashMap<u64, usize>, n: u64) {
@@ -60,9 +67,10 @@ fn exactly_once(handled: &HashMap<u64, usize>, n: u64) {
     }
 }
 
-async fn fan_out_delivers_every_event_once_to_every_subscriber(kind: BusKind) {
+async fn fan_out_delivers_every_event_once_to_every_subscriber<B: TestTransport>() {
+    let kind = B::KIND;
     let t = TestBus::new(kind, "fanout", &["probe-a", "probe-b", "probe-concurrent"]);
-    let bus = t.build().await;
+    let bus = t.build::<B>().await;
     let running = bus.start().await.expect("start");
     let tenant = Uuid::new_v4();
     for seq in 0..60 {
@@ -82,9 +90,10 @@ async fn fan_out_delivers_every_event_once_to_every_subscriber(kind: BusKind) {
     t.cleanup().await;
 }
 
-async fn concurrency_one_keeps_publish_order(kind: BusKind) {
+async fn concurrency_one_keeps_publish_order<B: TestTransport>() {
+    let kind = B::KIND;
     let t = TestBus::new(kind, "order", &["probe-a"]);
-    let bus = t.build().await;
+    let bus = t.build::<B>().await;
     let running = bus.start().await.expect("start");
     let tenants = [Uuid::new_v4(), Uuid::new_v4()];
     for seq in 0..100 {
@@ -98,9 +107,10 @@ async fn concurrency_one_keeps_publish_order(kind: BusKind) {
     t.cleanup().await;
 }
 
-async fn per_tenant_ordering_keeps_each_tenants_order(kind: BusKind) {
+async fn per_tenant_ordering_keeps_each_tenants_order<B: TestTransport>() {
+    let kind = B::KIND;
     let t = TestBus::new(kind, "tenant-order", &["probe-tenant-ordered"]);
-    let bus = t.build().await;
+    let bus = t.build::<B>().await;
     let running = bus.start().await.expect("start");
     let tenants = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
     for seq in 0..90u64 {
@@ -130,9 +140,10 @@ async fn per_tenant_ordering_keeps_each_tenants_order(kind: BusKind) {
     t.cleanup().await;
 }
 
-async fn transient_failures_are_retried_until_success(kind: BusKind) {
+async fn transient_failures_are_retried_until_success<B: TestTransport>() {
+    let kind = B::KIND;
     let t = TestBus::new(kind, "retry", &["probe-retry3"]);
-    let bus = t.build().await;
+    let bus = t.build::<B>().await;
     let running = bus.start().await.expect("start");
     let mut p = Probe::new(Uuid::new_v4(), 7);
     p.fail_first = 2;
@@ -154,9 +165,10 @@ async fn transient_failures_are_retried_until_success(kind: BusKind) {
     t.cleanup().await;
 }
 
-async fn always_failing_handler_is_dead_lettered_after_max_attempts(kind: BusKind) {
+async fn always_failing_handler_is_dead_lettered_after_max_attempts<B: TestTransport>() {
+    let kind = B::KIND;
     let t = TestBus::new(kind, "always-fail", &["probe-retry3"]);
-    let bus = t.build().await;
+    let bus = t.build::<B>().await;
     let running = bus.start().await.expect("start");
     let mut p = Probe::new(Uuid::new_v4(), 1);
     p.fail_first = u32::MAX;
@@ -164,14 +176,18 @@ async fn always_failing_handler_is_dead_lettered_after_max_attempts(kind: BusKin
     bus.publish(Probe::new(Uuid::new_v4(), 2))
         .await
         .expect("publish");
-    let letters = bus.wait_dead_letters(1, WAIT).await;
+    let letters = wait_dead_letters(&bus, 1, WAIT).await;
     assert!(t.recorder.wait_handled("probe-retry3", 1, WAIT).await);
     running.shutdown().await.expect("shutdown");
     assert_eq!(letters.len(), 1);
     let letter = &letters[0];
     assert_eq!(letter.subscriber, "probe-retry3");
     assert_eq!(letter.kind, FailureKind::Handler);
-    assert_eq!(letter.deliveries, 3);
+    assert_eq!(letter.runs, 3, "attempts count handler runs");
+    assert_eq!(
+        letter.reason,
+        "max_attempts reached: 3 handler runs failed (max_attempts = 3)"
+    );
     assert_eq!(letter.source_message_id, published.entry_id);
     assert_eq!(letter.source_stream, format!("{}:PROBE", t.prefix));
     assert_eq!(letter.event_type, "PROBE");
@@ -185,25 +201,28 @@ async fn always_failing_handler_is_dead_lettered_after_max_attempts(kind: BusKin
     t.cleanup().await;
 }
 
-async fn permanent_error_is_dead_lettered_without_retry(kind: BusKind) {
+async fn permanent_error_is_dead_lettered_without_retry<B: TestTransport>() {
+    let kind = B::KIND;
     let t = TestBus::new(kind, "permanent", &["probe-a"]);
-    let bus = t.build().await;
+    let bus = t.build::<B>().await;
     let running = bus.start().await.expect("start");
     let mut p = Probe::new(Uuid::new_v4(), 1);
     p.permanent = true;
     bus.publish(p).await.expect("publish");
-    let letters = bus.wait_dead_letters(1, WAIT).await;
+    let letters = wait_dead_letters(&bus, 1, WAIT).await;
     running.shutdown().await.expect("shutdown");
     assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].deliveries, 1);
+    assert_eq!(letters[0].runs, 1);
+    assert_eq!(letters[0].reason, "permanent failure after 1 handler run");
     assert_eq!(letters[0].kind, FailureKind::Handler);
     assert_eq!(t.recorder.attempts_of("probe-a", 1).len(), 1);
     t.cleanup().await;
 }
 
-async fn panics_are_isolated_and_retried_like_failures(kind: BusKind) {
+async fn panics_are_isolated_and_retried_like_failures<B: TestTransport>() {
+    let kind = B::KIND;
     let t = TestBus::new(kind, "panic", &["probe-retry3"]);
-    let bus = t.build().await;
+    let bus = t.build::<B>().await;
     let running = bus.start().await.expect("start");
     let mut p = Probe::new(Uuid::new_v4(), 1);
     p.panic = true;
@@ -211,21 +230,22 @@ async fn panics_are_isolated_and_retried_like_failures(kind: BusKind) {
     bus.publish(Probe::new(Uuid::new_v4(), 2))
         .await
         .expect("publish");
-    let letters = bus.wait_dead_letters(1, WAIT).await;
+    let letters = wait_dead_letters(&bus, 1, WAIT).await;
     assert!(t.recorder.wait_handled("probe-retry3", 1, WAIT).await);
     running.shutdown().await.expect("shutdown");
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].kind, FailureKind::Panic);
-    assert_eq!(letters[0].deliveries, 3);
+    assert_eq!(letters[0].runs, 3);
     assert!(letters[0].error.contains("panicked on purpose"));
     assert_eq!(t.recorder.attempts_of("probe-retry3", 1).len(), 3);
     assert_eq!(t.recorder.handled("probe-retry3").get(&2), Some(&1));
     t.cleanup().await;
 }
 
-async fn invalid_events_are_rejected_on_publish(kind: BusKind) {
+async fn invalid_events_are_rejected_on_publish<B: TestTransport>() {
+    let kind = B::KIND;
     let t = TestBus::new(kind, "invalid", &["probe-a"]);
-    let bus = t.build().await;
+    let bus = t.build::<B>().await;
     let running = bus.start().await.expect("start");
     let err = bus
         .publish(Probe::new(Uuid::nil(), 1))
@@ -252,18 +272,19 @@ async fn invalid_events_are_rejected_on_publish(kind: BusKind) {
     t.cleanup().await;
 }
 
-async fn partial_fan_out_failure_retries_only_the_failing_subscriber(kind: BusKind) {
+async fn partial_fan_out_failure_retries_only_the_failing_subscriber<B: TestTransport>() {
+    let kind = B::KIND;
     let t = TestBus::new(kind, "partial", &["probe-a", "probe-b"]);
-    let bus = t.build().await;
+    let bus = t.build::<B>().await;
     let running = bus.start().await.expect("start");
     let mut p = Probe::new(Uuid::new_v4(), 1);
     p.fail_in = Some("probe-b".to_owned());
     bus.publish(p).await.expect("publish");
-    let letters = bus.wait_dead_letters(1, WAIT).await;
+    let letters = wait_dead_letters(&bus, 1, WAIT).await;
     running.shutdown().await.expect("shutdown");
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].subscriber, "probe-b");
-    assert_eq!(letters[0].deliveries, 5);
+    assert_eq!(letters[0].runs, 5);
     assert_eq!(
         t.recorder.attempts_of("probe-a", 1).len(),
         1,
@@ -277,14 +298,15 @@ async fn partial_fan_out_failure_retries_only_the_failing_subscriber(kind: BusKi
     t.cleanup().await;
 }
 
-async fn replay_goes_to_the_failing_subscriber_only(kind: BusKind) {
+async fn replay_goes_to_the_failing_subscriber_only<B: TestTransport>() {
+    let kind = B::KIND;
     let t = TestBus::new(kind, "replay", &["probe-a", "probe-b"]);
-    let bus = t.build().await;
+    let bus = t.build::<B>().await;
     let running = bus.start().await.expect("start");
     let mut p = Probe::new(Uuid::new_v4(), 1);
     p.fail_in = Some("probe-b".to_owned());
     bus.publish(p).await.expect("publish");
-    let letters = bus.wait_dead_letters(1, WAIT).await;
+    let letters = wait_dead_letters(&bus, 1, WAIT).await;
     assert_eq!(letters.len(), 1);
     // The cause is not fixed: the replay fails again and a new dead letter replaces the old.
     bus.replay_dead_letter(&letters[0]).await.expect("replay");
@@ -293,7 +315,7 @@ async fn replay_goes_to_the_failing_subscriber_only(kind: BusKind) {
             .wait_until(WAIT, |r| r.attempts_of("probe-b", 1).len() == 10)
             .await
     );
-    let again = bus.wait_dead_letters(1, WAIT).await;
+    let again = wait_dead_letters(&bus, 1, WAIT).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut again = again;
     while (again.len() != 1 || again[0].id == letters[0].id)
@@ -316,13 +338,14 @@ async fn replay_goes_to_the_failing_subscriber_only(kind: BusKind) {
     t.cleanup().await;
 }
 
-async fn failing_tenant_does_not_delay_other_tenants(kind: BusKind) {
+async fn failing_tenant_does_not_delay_other_tenants<B: TestTransport>() {
+    let kind = B::KIND;
     let mut t = TestBus::new(kind, "tenant-isolation", &["probe-tenant-ordered"]);
     t.retry = RetryPolicy::default()
         .max_attempts(5)
         .backoff(Duration::from_millis(100), Duration::from_millis(400))
         .jitter(false);
-    let bus = t.build().await;
+    let bus = t.build::<B>().await;
     let running = bus.start().await.expect("start");
     let (slow, fast) = (Uuid::new_v4(), Uuid::new_v4());
     let mut p = Probe::new(slow, 0);
@@ -348,9 +371,10 @@ async fn failing_tenant_does_not_delay_other_tenants(kind: BusKind) {
     t.cleanup().await;
 }
 
-async fn graceful_shutdown_lets_in_flight_handlers_finish(kind: BusKind) {
+async fn graceful_shutdown_lets_in_flight_handlers_finish<B: TestTransport>() {
+    let kind = B::KIND;
     let t = TestBus::new(kind, "shutdown", &["probe-concurrent"]);
-    let bus = t.build().await;
+    let bus = t.build::<B>().await;
     let running = bus.start().await.expect("start");
     let tenant = Uuid::new_v4();
     for seq in 0..8 {
@@ -373,15 +397,22 @@ async fn graceful_shutdown_lets_in_flight_handlers_finish(kind: BusKind) {
             "every handled entry was acknowledged before shutdown returned"
         );
     }
-    assert!(bus.publish(Probe::new(tenant, 99)).await.is_ok() || kind == BusKind::Memory);
+    assert!(
+        matches!(
+            bus.publish(Probe::new(tenant, 99)).await,
+            Err(PublishError::Closed)
+        ),
+        "publishing after shutdown is refused on every bus"
+    );
     t.cleanup().await;
 }
 
 /// `probe-a` (concurrency 1) runs on its reader's task: the delivery running when the
 /// shutdown starts finishes, and is acknowledged before `shutdown` returns.
-async fn graceful_shutdown_acknowledges_what_was_handled_in_place(kind: BusKind) {
+async fn graceful_shutdown_acknowledges_what_was_handled_in_place<B: TestTransport>() {
+    let kind = B::KIND;
     let t = TestBus::new(kind, "shutdown-in-place", &["probe-a"]);
-    let bus = t.build().await;
+    let bus = t.build::<B>().await;
     let running = bus.start().await.expect("start");
     let mut p = Probe::new(Uuid::new_v4(), 0);
     p.sleep_ms = 300;
@@ -409,15 +440,17 @@ async fn pending(t: &TestBus, group: &str) -> i64 {
 
 /// `probe-a` runs one delivery at a time on its feeder's task; a retry waiting its backoff
 /// there must not hold up a shutdown (it is abandoned, its entry left unacknowledged).
-async fn shutdown_abandons_a_waiting_retry_at_once(kind: BusKind) {
+async fn shutdown_abandons_a_waiting_retry_at_once<B: TestTransport>() {
+    let kind = B::KIND;
     let mut t = TestBus::new(kind, "abandon", &["probe-a"]);
     t.retry = RetryPolicy::default()
         .max_attempts(5)
         .backoff(Duration::from_secs(60), Duration::from_secs(60));
-    // Longer than the backoff on Redis (capped at claim_idle / 2 = 15 s): a shutdown that
-    // waited for the retry would run attempt 2 before returning.
+    // Longer than the backoff: a shutdown that waited for the retry would run attempt 2
+    // before returning. (The policy is used as given: the consumer's lease keeps the entry
+    // while the retry waits, however long.)
     t.shutdown_timeout = Duration::from_secs(30);
-    let bus = t.build().await;
+    let bus = t.build::<B>().await;
     let running = bus.start().await.expect("start");
     let mut p = Probe::new(Uuid::new_v4(), 1);
     p.fail_first = 1;
@@ -441,10 +474,11 @@ async fn shutdown_abandons_a_waiting_retry_at_once(kind: BusKind) {
 
 /// A handler still running at the shutdown deadline is stopped and reported, also when it runs
 /// on the feeder's task (`probe-a`, concurrency 1).
-async fn shutdown_deadline_counts_a_handler_still_running(kind: BusKind) {
+async fn shutdown_deadline_counts_a_handler_still_running<B: TestTransport>() {
+    let kind = B::KIND;
     let mut t = TestBus::new(kind, "deadline", &["probe-a"]);
     t.shutdown_timeout = Duration::from_millis(300);
-    let bus = t.build().await;
+    let bus = t.build::<B>().await;
     let running = bus.start().await.expect("start");
     let mut p = Probe::new(Uuid::new_v4(), 1);
     p.sleep_ms = 60_000;
@@ -463,16 +497,17 @@ async fn shutdown_deadline_counts_a_handler_still_running(kind: BusKind) {
 
 /// Concurrency 1 holds for every delivery of a subscriber, whatever brings it: a replay
 /// waits for the delivery running before it.
-async fn concurrency_one_holds_for_replays_too(kind: BusKind) {
+async fn concurrency_one_holds_for_replays_too<B: TestTransport>() {
+    let kind = B::KIND;
     let t = TestBus::new(kind, "one-at-a-time", &["probe-a"]);
-    let bus = t.build().await;
+    let bus = t.build::<B>().await;
     let running = bus.start().await.expect("start");
     let tenant = Uuid::new_v4();
     let mut failing = Probe::new(tenant, 1);
     failing.permanent = true;
     failing.sleep_ms = 200;
     bus.publish(failing).await.expect("publish");
-    let letters = bus.wait_dead_letters(1, WAIT).await;
+    let letters = wait_dead_letters(&bus, 1, WAIT).await;
     assert_eq!(letters.len(), 1);
     let mut slow = Probe::new(tenant, 2);
     slow.sleep_ms = 300;
@@ -496,9 +531,10 @@ async fn concurrency_one_holds_for_replays_too(kind: BusKind) {
     t.cleanup().await;
 }
 
-async fn context_carries_tenant_attempt_and_message_id(kind: BusKind) {
+async fn context_carries_tenant_attempt_and_message_id<B: TestTransport>() {
+    let kind = B::KIND;
     let t = TestBus::new(kind, "context", &["probe-a"]);
-    let bus = t.build().await;
+    let bus = t.build::<B>().await;
     let running = bus.start().await.expect("start");
     let tenant = Uuid::new_v4();
     let mut p = Probe::new(tenant, 5);
@@ -513,5 +549,135 @@ async fn context_carries_tenant_attempt_and_message_id(kind: BusKind) {
         attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
         vec![1, 2]
     );
+    t.cleanup().await;
+}
+
+/// Events this bus publishes before `start` reach its subscribers once they start (their
+/// groups exist from the first publish on Redis), even for a subscriber that starts at
+/// `latest`.
+async fn publishing_before_start_is_delivered_once_started<B: TestTransport>() {
+    let kind = B::KIND;
+    let t = TestBus::new(kind, "before-start", &["probe-a", "probe-b"]);
+    let bus = t.build::<B>().await;
+    let tenant = Uuid::new_v4();
+    for seq in 0..5 {
+        bus.publish(Probe::new(tenant, seq)).await.expect("publish");
+    }
+    let running = bus.start().await.expect("start");
+    bus.publish(Probe::new(tenant, 5)).await.expect("publish");
+    running.idle().await;
+    for sub in ["probe-a", "probe-b"] {
+        exactly_once(&t.recorder.handled(sub), 6);
+        assert_eq!(t.recorder.order(sub), (0..6).collect::<Vec<_>>());
+    }
+    running.shutdown().await.expect("shutdown");
+    t.cleanup().await;
+}
+
+/// A bus that finds no subscriber (the handler crate not linked) refuses to start, unless told
+/// it only publishes.
+async fn start_without_subscribers_fails_unless_allowed<B: TestTransport>() {
+    let kind = B::KIND;
+    let t = TestBus::new(kind, "no-subscribers", &[]);
+    let bus = t.build::<B>().await;
+    match bus.start().await {
+        Err(StartError::NoSubscribers { events }) => {
+            assert!(events.iter().any(|e| e == "PROBE"), "{events:?}")
+        }
+        other => panic!("expected NoSubscribers, got {other:?}"),
+    }
+    let mut allowed = t.clone();
+    allowed.allow_no_subscribers = true;
+    let bus = allowed.build::<B>().await;
+    let running = bus.start().await.expect("a publish-only bus starts");
+    assert!(running.subscribers().is_empty());
+    bus.publish(Probe::new(Uuid::new_v4(), 1))
+        .await
+        .expect("publish");
+    running.shutdown().await.expect("shutdown");
+    t.cleanup().await;
+}
+
+/// A subscriber whose `State<T>` parameter names a type the bus was not given stops the bus
+/// at start, before any event is read.
+async fn start_fails_when_a_subscriber_needs_state_the_bus_lacks<B: TestTransport>() {
+    let kind = B::KIND;
+    let t = TestBus::new(kind, "missing-state", &["probe-a", "probe-needs-state"]);
+    let bus = t.build::<B>().await;
+    match bus.start().await {
+        Err(StartError::MissingState {
+            subscriber,
+            type_name,
+            ..
+        }) => {
+            assert_eq!(subscriber, "probe-needs-state");
+            assert!(type_name.ends_with("NeverGiven"), "{type_name}");
+        }
+        other => panic!("expected MissingState, got {other:?}"),
+    }
+    t.cleanup().await;
+}
+
+/// `idle()` waits for every delivery (retries included); `stats()` counts per subscriber;
+/// `subscribers()` lists the running ones.
+async fn idle_stats_and_subscribers_are_per_subscriber<B: TestTransport>() {
+    let kind = B::KIND;
+    let t = TestBus::new(kind, "stats", &["probe-a", "probe-retry3"]);
+    let bus = t.build::<B>().await;
+    let running = bus.start().await.expect("start");
+    assert_eq!(running.subscribers(), vec!["probe-a", "probe-retry3"]);
+    let tenant = Uuid::new_v4();
+    for seq in 0..10 {
+        let mut p = Probe::new(tenant, seq);
+        if seq == 0 {
+            p.fail_first = 1;
+            p.fail_first_in = Some("probe-retry3".to_owned());
+        }
+        bus.publish(p).await.expect("publish");
+    }
+    running.idle().await;
+    let stats = running.stats();
+    assert_eq!(stats.published, 10);
+    let a = stats.subscriber("probe-a").expect("probe-a");
+    assert_eq!(
+        (a.handled, a.failed, a.retried, a.dead_lettered),
+        (10, 0, 0, 0)
+    );
+    let r = stats.subscriber("probe-retry3").expect("probe-retry3");
+    assert_eq!(
+        (r.handled, r.failed, r.retried, r.dead_lettered),
+        (10, 1, 1, 0)
+    );
+    assert_eq!(stats.handled, 20);
+    running.shutdown().await.expect("shutdown");
+    assert_eq!(bus.stats().handled, 20, "the counts outlive the shutdown");
+    t.cleanup().await;
+}
+
+/// A replayed dead letter stays listed until its replay is handled, then it is gone.
+async fn a_replayed_dead_letter_is_deleted_once_its_replay_is_handled<B: TestTransport>() {
+    let kind = B::KIND;
+    let t = TestBus::new(kind, "replay-ok", &["probe-a"]);
+    let bus = t.build::<B>().await;
+    let running = bus.start().await.expect("start");
+    let mut p = Probe::new(Uuid::new_v4(), 1);
+    p.permanent = true;
+    bus.publish(p).await.expect("publish");
+    let letters = wait_dead_letters(&bus, 1, WAIT).await;
+    assert_eq!(letters.len(), 1);
+    t.recorder.heal();
+    bus.replay_dead_letter(&letters[0]).await.expect("replay");
+    running.idle().await;
+    assert!(t.recorder.wait_handled("probe-a", 1, WAIT).await);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !bus.dead_letters().await.expect("list").is_empty()
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(bus.dead_letters().await.expect("list").is_empty());
+    assert_eq!(t.recorder.attempt_numbers("probe-a", 1), vec![1, 1]);
+    assert_eq!(running.stats().handled, 1);
+    running.shutdown().await.expect("shutdown");
     t.cleanup().await;
 }

@@ -4,7 +4,9 @@
 
 use std::sync::atomic::Ordering;
 
-use event_bus_core::{registered_events, registered_subscribers, MemoryBus, StartError};
+use event_bus_core::{
+    registered_events, registered_subscribers, Bus, MemoryBus, RunningBus, StartError,
+};
 use ticket_events::CrossTicketUpdated;
 use ticket_handlers::Seen;
 
@@ -30,7 +32,9 @@ async fn events_and_subscribers_from_other_crates_are_discovered() {
         .only(ticket_handlers::SUBSCRIBERS)
         .expect_subscribers(ticket_handlers::SUBSCRIBERS)
         .state(seen.clone())
-        .build();
+        .build()
+        .await
+        .expect("build");
     let running = bus.start().await.expect("start");
     for _ in 0..5 {
         bus.publish(CrossTicketUpdated {
@@ -50,7 +54,11 @@ async fn events_and_subscribers_from_other_crates_are_discovered() {
 
 #[tokio::test]
 async fn state_the_bus_was_not_given_dead_letters_with_the_reason() {
-    let bus = MemoryBus::builder().only(["xc-audit"]).build();
+    let bus = MemoryBus::builder()
+        .only(["xc-audit"])
+        .build()
+        .await
+        .expect("build");
     let running = bus.start().await.expect("start");
     bus.publish(CrossTicketUpdated {
         tenant_id: uuid::Uuid::new_v4(),
@@ -78,7 +86,9 @@ async fn state_the_bus_was_not_given_dead_letters_with_the_reason() {
 async fn a_missing_expected_subscriber_fails_start_and_names_it() {
     let bus = MemoryBus::builder()
         .expect_subscribers(["xc-audit", "xc-billing"])
-        .build();
+        .build()
+        .await
+        .expect("build");
     match bus.start().await {
         Err(StartError::MissingSubscribers { missing, found }) => {
             assert_eq!(missing, vec!["xc-billing".to_owned()]);

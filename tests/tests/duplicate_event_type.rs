@@ -1,7 +1,7 @@
 //! Two event types with one wire name in one binary: every bus refuses to start, naming both.
 //! (A test binary of its own, since the clash affects every bus in the binary.)
 
-use event_bus_core::{Event, MemoryBus, StartError};
+use event_bus_core::{Bus, Event, MemoryBus, StartError};
 
 mod billing {
     #[derive(Debug, serde::Serialize, serde::Deserialize, event_bus_core::Event)]
@@ -27,7 +27,7 @@ async fn two_event_types_with_one_name_are_refused() {
         billing::InvoiceSent::EVENT_TYPE,
         crm::InvoiceMailed::EVENT_TYPE
     );
-    let bus = MemoryBus::builder().build();
+    let bus = MemoryBus::builder().build().await.expect("build");
     match bus.start().await {
         Err(StartError::DuplicateEventType {
             name,

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use event_bus_core::{subscriber, Context, Envelope, Event, HandlerError};
+use event_bus_core::{subscriber, Bus, Context, Envelope, Event, HandlerError, RunningBus};
 use event_bus_redis::RedisBus;
 use event_bus_tests::server::RedisServer;
 use redis::Value;

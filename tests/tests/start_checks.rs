@@ -1,7 +1,9 @@
 //! Start-up checks: duplicate subscriber names, subscribers of unknown event types, missing
 //! expected subscribers, bad options, double start, and the explicit registration path.
 
-use event_bus_core::{Context, Envelope, Event, HandlerError, MemoryBus, StartError, Subscriber};
+use event_bus_core::{
+    Bus, Context, Envelope, Event, HandlerError, MemoryBus, RunningBus, StartError, Subscriber,
+};
 use event_bus_tests::Probe;
 
 async fn noop(_: Envelope<Probe>, _: Context) -> Result<(), HandlerError> {
@@ -24,7 +26,9 @@ async fn two_subscribers_with_one_name_are_refused() {
     let bus = MemoryBus::builder()
         .subscribe(Subscriber::new("probe-a", noop))
         .only(["probe-a"])
-        .build();
+        .build()
+        .await
+        .expect("build");
     match bus.start().await {
         Err(StartError::DuplicateSubscriber {
             name,
@@ -46,7 +50,9 @@ async fn a_subscriber_of_an_unregistered_event_type_is_refused() {
         .discover(false)
         .register_event::<Probe>()
         .subscribe(Subscriber::new("orphan", on_unregistered))
-        .build();
+        .build()
+        .await
+        .expect("build");
     let err = bus.start().await.expect_err("unknown event type");
     assert!(
         matches!(err, StartError::UnknownEventType { ref event_type, .. } if event_type == "START_CHECK_UNREGISTERED")
@@ -60,7 +66,9 @@ async fn explicit_registration_works_without_discovery() {
         .discover(false)
         .register_event::<Unregistered>()
         .subscribe(Subscriber::new("explicit", on_unregistered).concurrency(2))
-        .build();
+        .build()
+        .await
+        .expect("build");
     let running = bus.start().await.expect("start");
     bus.publish(Unregistered {
         tenant_id: uuid::Uuid::new_v4(),
@@ -76,7 +84,9 @@ async fn explicit_registration_works_without_discovery() {
 async fn expected_subscribers_must_be_present() {
     let bus = MemoryBus::builder()
         .expect_subscribers(["probe-a", "nobody"])
-        .build();
+        .build()
+        .await
+        .expect("build");
     let err = bus.start().await.expect_err("missing");
     let text = err.to_string();
     assert!(
@@ -91,7 +101,9 @@ async fn zero_concurrency_is_refused() {
         .discover(false)
         .register_event::<Probe>()
         .subscribe(Subscriber::new("zero", noop).concurrency(0))
-        .build();
+        .build()
+        .await
+        .expect("build");
     assert!(matches!(
         bus.start().await,
         Err(StartError::InvalidOption { .. })
@@ -100,7 +112,11 @@ async fn zero_concurrency_is_refused() {
 
 #[tokio::test]
 async fn starting_twice_is_refused() {
-    let bus = MemoryBus::builder().only(["probe-a"]).build();
+    let bus = MemoryBus::builder()
+        .only(["probe-a"])
+        .build()
+        .await
+        .expect("build");
     let running = bus.start().await.expect("start");
     assert!(matches!(bus.start().await, Err(StartError::AlreadyStarted)));
     running.shutdown().await.expect("shutdown");

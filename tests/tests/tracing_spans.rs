@@ -5,7 +5,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use event_bus_tests::{BusKind, Probe, TestBus};
+use event_bus_core::{MemoryBus, RunningBus};
+use event_bus_redis::RedisBus;
+use event_bus_tests::{Probe, TestBus, TestTransport};
 use tracing_subscriber::fmt::MakeWriter;
 
 #[derive(Clone, Default)]
@@ -39,9 +41,15 @@ async fn publish_and_handle_spans_carry_the_delivery() {
         .with_writer(captured.clone())
         .finish();
     let _guard = tracing::subscriber::set_global_default(subscriber);
-    for kind in [BusKind::Memory, BusKind::Redis] {
+    spans_of::<MemoryBus>(&captured).await;
+    spans_of::<RedisBus>(&captured).await;
+}
+
+async fn spans_of<B: TestTransport>(captured: &Captured) {
+    let kind = B::KIND;
+    {
         let t = TestBus::new(kind, "spans", &["probe-a"]);
-        let bus = t.build().await;
+        let bus = t.build::<B>().await;
         let running = bus.start().await.expect("start");
         let tenant = uuid::Uuid::new_v4();
         let mut probe = Probe::new(tenant, 1);

@@ -6,19 +6,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_bus_core::{Context, Envelope, HandlerError, StartFrom, Subscriber};
+use event_bus_core::{Bus, Context, Envelope, HandlerError, RunningBus, StartFrom, Subscriber};
 use event_bus_redis::{RedisBus, RunningRedisBus};
 
 use crate::collector::Collector;
 use crate::drive::{self, Pattern};
 use crate::event::{payload, TicketUpdated};
 
-/// A bus that only publishes.
+/// A bus that only publishes (it is never started; were it started, it would run no
+/// subscriber, which a publish-only process says with `allow_no_subscribers`).
 pub async fn publishing_bus(url: &str, prefix: &str) -> Result<RedisBus, String> {
     RedisBus::builder()
         .url(url)
         .prefix(prefix)
         .discover(false)
+        .allow_no_subscribers(true)
         .build()
         .await
         .map_err(|e| format!("event-bus: build: {e}"))

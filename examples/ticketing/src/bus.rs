@@ -1,14 +1,13 @@
-//! One bus for the demo: the in-memory bus, or Redis when `REDIS_URL` is set. Both have the same
-//! API, so this is a thin enum; application code (events, subscribers) does not know which runs.
+//! The demo's bus: the in-memory bus, or Redis when `REDIS_URL` is set. Both implement
+//! [`Bus`](event_bus_core::Bus), so the demo itself (`main::run`) is one generic function and
+//! does not know which one runs; only building a bus differs, and cleaning up after a Redis
+//! run.
 
 use std::future::Future;
 use std::time::Duration;
 
-use event_bus_core::{
-    BoxError, DeadLetter, DeadLetterError, Event, MemoryBus, PublishError, Published, RetryPolicy,
-    RunningMemoryBus, StartError,
-};
-use event_bus_redis::{RedisBus, RunningRedisBus};
+use event_bus_core::{BoxError, MemoryBus, RetryPolicy, RunningBus, StartError};
+use event_bus_redis::RedisBus;
 
 use crate::state::App;
 use crate::subscribers;
@@ -23,102 +22,75 @@ fn retry_policy() -> RetryPolicy {
         .backoff(Duration::from_millis(20), Duration::from_millis(200))
 }
 
-/// What both builders get: the shared state, the subscribers we rely on, the retry policy.
-macro_rules! configure {
-    ($builder:expr, $app:expr) => {
-        $builder
-            .state($app.directory.clone())
-            .state($app.mailer.clone())
-            .state($app.sla.clone())
-            .state($app.audit.clone())
-            .state($app.webhooks.clone())
-            .state($app.scoreboard.clone())
-            // The linking safety net: start fails if one of these is not in the binary.
+// Both builders get the same settings: the shared state (one `.state(...)` per value the
+// subscribers take as `State<T>`; start fails if one is missing), the subscribers we rely on,
+// the retry policy and the shutdown deadline.
+
+/// The in-memory bus.
+pub async fn memory(app: &App) -> Result<MemoryBus, StartError> {
+    MemoryBus::builder()
+        .state(app.directory.clone())
+        .state(app.mailer.clone())
+        .state(app.sla.clone())
+        .state(app.audit.clone())
+        .state(app.webhooks.clone())
+        .state(app.scoreboard.clone())
+        // The linking safety net: start fails if one of these is not in the binary.
+        .expect_subscribers(subscribers::ALL)
+        .retry_policy(retry_policy())
+        .shutdown_timeout(SHUTDOWN_TIMEOUT)
+        .build()
+        .await
+}
+
+/// A run on Redis: the server, and a stream prefix of the run's own, so runs never see each
+/// other's streams (and the run's keys can be deleted afterwards).
+#[derive(Debug, Clone)]
+pub struct RedisRun {
+    url: String,
+    prefix: String,
+}
+
+impl RedisRun {
+    /// A run on the Redis at `url`, under a fresh prefix.
+    pub fn new(url: &str) -> Self {
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            url: url.to_owned(),
+            prefix: format!("ticketing-demo-{}", &run[..8]),
+        }
+    }
+
+    /// The Redis bus of this run.
+    pub async fn bus(&self, app: &App) -> Result<RedisBus, StartError> {
+        RedisBus::builder()
+            .url(self.url.as_str())
+            .prefix(self.prefix.as_str())
+            // Short blocking reads: shutdown does not wait a full second for idle readers.
+            .block(Duration::from_millis(250))
+            .state(app.directory.clone())
+            .state(app.mailer.clone())
+            .state(app.sla.clone())
+            .state(app.audit.clone())
+            .state(app.webhooks.clone())
+            .state(app.scoreboard.clone())
             .expect_subscribers(subscribers::ALL)
             .retry_policy(retry_policy())
             .shutdown_timeout(SHUTDOWN_TIMEOUT)
-    };
-}
-
-/// The bus the demo runs on.
-#[derive(Debug)]
-pub enum Bus {
-    Memory(MemoryBus),
-    Redis {
-        bus: RedisBus,
-        url: String,
-        prefix: String,
-    },
-}
-
-impl Bus {
-    /// The in-memory bus.
-    pub fn memory(app: &App) -> Self {
-        Bus::Memory(configure!(MemoryBus::builder(), app).build())
-    }
-
-    /// A Redis bus under a prefix of its own, so runs never see each other's streams.
-    pub async fn redis(app: &App, url: &str) -> Result<Self, StartError> {
-        let run = uuid::Uuid::new_v4().simple().to_string();
-        let prefix = format!("ticketing-demo-{}", &run[..8]);
-        let bus = configure!(RedisBus::builder(), app)
-            .url(url)
-            .prefix(prefix.as_str())
-            // Short blocking reads: shutdown does not wait a full second for idle readers.
-            .block(Duration::from_millis(250))
             .build()
-            .await?;
-        Ok(Bus::Redis {
-            bus,
-            url: url.to_owned(),
-            prefix,
-        })
+            .await
     }
 
     /// In words, for the banner.
     pub fn describe(&self) -> String {
-        match self {
-            Bus::Memory(_) => "the in-memory bus".to_owned(),
-            Bus::Redis { url, prefix, .. } => format!("Redis at {url}, streams {prefix}:*"),
-        }
+        format!("Redis at {}, streams {}:*", self.url, self.prefix)
     }
 
-    pub async fn publish<E: Event>(&self, event: E) -> Result<Published, PublishError> {
-        match self {
-            Bus::Memory(bus) => bus.publish(event).await,
-            Bus::Redis { bus, .. } => bus.publish(event).await,
-        }
-    }
-
-    pub async fn start(&self) -> Result<Running, StartError> {
-        Ok(match self {
-            Bus::Memory(bus) => Running::Memory(bus.start().await?),
-            Bus::Redis { bus, .. } => Running::Redis(bus.start().await?),
-        })
-    }
-
-    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, DeadLetterError> {
-        match self {
-            Bus::Memory(bus) => bus.dead_letters().await,
-            Bus::Redis { bus, .. } => bus.dead_letters().await,
-        }
-    }
-
-    pub async fn replay_dead_letter(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
-        match self {
-            Bus::Memory(bus) => bus.replay_dead_letter(letter).await,
-            Bus::Redis { bus, .. } => bus.replay_dead_letter(letter).await,
-        }
-    }
-
-    /// Deletes every key of this run (Redis); returns how many. The bus must be shut down.
-    pub async fn delete_streams(&self) -> Result<usize, BoxError> {
-        let Bus::Redis { url, prefix, .. } = self else {
-            return Ok(0);
-        };
-        let client = redis::Client::open(url.as_str())?;
+    /// Deletes every key of this run; returns how many. The bus must be shut down.
+    pub async fn delete_keys(&self) -> Result<usize, BoxError> {
+        let client = redis::Client::open(self.url.as_str())?;
         let mut con = client.get_multiplexed_async_connection().await?;
-        let pattern = format!("{prefix}:*");
+        let pattern = format!("{}:*", self.prefix);
         let mut keys = Vec::new();
         let mut cursor = 0u64;
         loop {
@@ -149,65 +121,49 @@ impl Bus {
     }
 }
 
-/// A started bus.
-#[derive(Debug)]
-pub enum Running {
-    Memory(RunningMemoryBus),
-    Redis(RunningRedisBus),
-}
+/// How long the bus may take to settle before the demo gives up.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 
-impl Running {
-    /// Waits until the bus has settled and `done` holds. The in-memory bus knows when every
-    /// delivery (retries included) is finished; on Redis, other processes could be consuming
-    /// too, so we watch for the outcome we expect, with a deadline.
-    pub async fn settle<F, Fut>(&self, what: &str, mut done: F) -> Result<(), BoxError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<bool, BoxError>>,
-    {
-        match self {
-            Running::Memory(running) => {
-                running.idle().await;
-                if done().await? {
-                    Ok(())
-                } else {
-                    Err(format!("the bus is idle, but {what} did not happen").into())
+/// Waits until the bus is idle (every delivery so far handled or dead-lettered, retries
+/// included, on either bus), then checks that `done` holds. A bus that does not settle within
+/// 30 s fails the demo instead of hanging it (and CI).
+pub async fn settle<R, F, Fut>(running: &R, what: &str, done: F) -> Result<(), BoxError>
+where
+    R: RunningBus,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<bool, BoxError>>,
+{
+    let start = tokio::time::Instant::now();
+    let idle = running.idle();
+    tokio::pin!(idle);
+    loop {
+        tokio::select! {
+            () = &mut idle => break,
+            () = tokio::time::sleep(Duration::from_secs(2)) => {
+                if start.elapsed() > SETTLE_LIMIT {
+                    return Err(format!(
+                        "gave up after {} s waiting for {what}",
+                        SETTLE_LIMIT.as_secs()
+                    )
+                    .into());
                 }
-            }
-            Running::Redis(_) => {
-                let start = tokio::time::Instant::now();
-                let mut next_note = start + Duration::from_secs(2);
-                loop {
-                    if done().await? {
-                        return Ok(());
-                    }
-                    let now = tokio::time::Instant::now();
-                    if now - start > Duration::from_secs(30) {
-                        return Err(format!("gave up after 30 s waiting for {what}").into());
-                    }
-                    if now >= next_note {
-                        println!("        ... still waiting for {what}");
-                        next_note += Duration::from_secs(2);
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
+                println!("        ... still waiting for {what}");
             }
         }
     }
+    if done().await? {
+        Ok(())
+    } else {
+        Err(format!("the bus is idle, but {what} did not happen").into())
+    }
+}
 
-    /// Graceful shutdown. The bus gives in-flight handlers 10 s; a shutdown that takes much
-    /// longer than that is a bug, reported as an error instead of hanging the demo (and CI).
-    pub async fn shutdown(self) -> Result<(), BoxError> {
-        let limit = SHUTDOWN_TIMEOUT + Duration::from_secs(10);
-        let shutdown = async {
-            match self {
-                Running::Memory(running) => running.shutdown().await,
-                Running::Redis(running) => running.shutdown().await,
-            }
-        };
-        match tokio::time::timeout(limit, shutdown).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(format!("the bus did not shut down within {} s", limit.as_secs()).into()),
-        }
+/// Graceful shutdown. The bus gives in-flight handlers 10 s; a shutdown that takes much
+/// longer than that is a bug, reported as an error instead of hanging the demo (and CI).
+pub async fn shutdown<R: RunningBus>(running: R) -> Result<(), BoxError> {
+    let limit = SHUTDOWN_TIMEOUT + Duration::from_secs(10);
+    match tokio::time::timeout(limit, running.shutdown()).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(format!("the bus did not shut down within {} s", limit.as_secs()).into()),
     }
 }

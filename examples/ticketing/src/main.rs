@@ -9,7 +9,8 @@
 //!
 //! Where to look: `events.rs` (the ten payload types), `subscribers.rs` (the handlers),
 //! `state.rs` (what they share), `day.rs` (the script), `bus.rs` (memory or Redis). This file
-//! runs the story, checks that every number came out as expected, and exits non-zero if not.
+//! runs the story on any [`Bus`] (`run<B: Bus>`), checks that every number came out as
+//! expected, and exits non-zero if not.
 
 mod bus;
 mod day;
@@ -22,10 +23,12 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use chrono::NaiveDate;
-use event_bus_core::{BoxError, Envelope, Event, FailureKind, PublishError, Published};
+use event_bus_core::{
+    BoxError, Bus, BusStats, Envelope, Event, FailureKind, PublishError, Published,
+};
 use uuid::Uuid;
 
-use crate::bus::{Bus, Running};
+use crate::bus::RedisRun;
 use crate::day::{Activity, Day};
 use crate::events::{InvoiceFinalized, TimeEntrySubmitted, EVENT_TYPES};
 use crate::state::{App, Counts};
@@ -47,7 +50,7 @@ async fn main() -> ExitCode {
     let redis_url = std::env::var("REDIS_URL")
         .ok()
         .filter(|url| !url.is_empty());
-    match run(redis_url.as_deref()).await {
+    match demo(redis_url.as_deref()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("\nticketing demo FAILED: {error}");
@@ -56,8 +59,9 @@ async fn main() -> ExitCode {
     }
 }
 
-/// The whole demo. `Err` when anything did not go as the script says.
-async fn run(redis_url: Option<&str>) -> Result<(), BoxError> {
+/// The whole demo, on Redis when `redis_url` is given. `Err` when anything did not go as the
+/// script says.
+async fn demo(redis_url: Option<&str>) -> Result<(), BoxError> {
     let day = day::day_plan();
     let app = App {
         directory: state::Directory {
@@ -71,39 +75,60 @@ async fn run(redis_url: Option<&str>) -> Result<(), BoxError> {
     app.mailer.refuse_once(day.busy_ticket);
 
     println!("event-bus ticketing demo: a day at a PSA with three tenants");
-    let bus = match redis_url {
-        Some(url) => Bus::redis(&app, url).await?,
-        None => Bus::memory(&app),
-    };
-    println!("  bus: {}", bus.describe());
-    if redis_url.is_none() {
-        println!("  (set REDIS_URL=redis://127.0.0.1:6379 to run the same code on Redis)");
-    }
-
-    // Start: every #[subscriber] linked into the binary, checked against `subscribers::ALL`.
-    let running = bus.start().await?;
     let expected = expected_deliveries(&day);
-    let outcome = story(&app, &day, &bus, &running, &expected).await;
-    // Shut down and clean up whatever happened, then report the first failure.
-    let stopped = running.shutdown().await;
-    let deleted = bus.delete_streams().await;
-    outcome?;
-    stopped?;
-    let deleted = deleted?;
-    if deleted > 0 {
-        println!("\n(deleted this run's {deleted} Redis keys)");
-    }
+    let stats = match redis_url {
+        Some(url) => {
+            let redis = RedisRun::new(url);
+            println!("  bus: {}", redis.describe());
+            let outcome = match redis.bus(&app).await {
+                Ok(bus) => run(bus, &app, &day, &expected).await,
+                Err(e) => Err(e.into()),
+            };
+            // Clean up whatever happened, then report the first failure.
+            let deleted = redis.delete_keys().await;
+            let stats = outcome?;
+            let deleted = deleted?;
+            if deleted > 0 {
+                println!("\n(deleted this run's {deleted} Redis keys)");
+            }
+            stats
+        }
+        None => {
+            let bus = bus::memory(&app).await?;
+            println!("  bus: the in-memory bus");
+            println!("  (set REDIS_URL=redis://127.0.0.1:6379 to run the same code on Redis)");
+            run(bus, &app, &day, &expected).await?
+        }
+    };
 
     print_summary(&app, &day);
-    check(&app, &day, &expected)
+    check(&app, &day, &expected, &stats)
+}
+
+/// The demo on any bus: start, the story, shutdown. Returns what the bus counted.
+async fn run<B: Bus>(
+    bus: B,
+    app: &App,
+    day: &Day,
+    expected: &BTreeMap<(Uuid, String), u64>,
+) -> Result<BusStats, BoxError> {
+    // Start: every #[subscriber] linked into the binary, checked against `subscribers::ALL`
+    // and against the state the bus was given.
+    let running = bus.start().await?;
+    let outcome = story(app, day, &bus, &running, expected).await;
+    // Shut down whatever happened, then report the first failure.
+    let stopped = bus::shutdown(running).await;
+    outcome?;
+    stopped?;
+    Ok(bus.stats())
 }
 
 /// Everything between start and shutdown.
-async fn story(
+async fn story<B: Bus>(
     app: &App,
     day: &Day,
-    bus: &Bus,
-    running: &Running,
+    bus: &B,
+    running: &B::Running,
     expected: &BTreeMap<(Uuid, String), u64>,
 ) -> Result<(), BoxError> {
     print_subscribers();
@@ -139,12 +164,11 @@ async fn story(
 
     // Everything settles, except one webhook: Cobalt Labs' endpoint on record is malformed.
     let board = &app.scoreboard;
-    running
-        .settle("the day's deliveries", || async move {
-            let dead = bus.dead_letters().await?;
-            Ok::<bool, BoxError>(board.totals().handled + 1 >= expected_total && !dead.is_empty())
-        })
-        .await?;
+    bus::settle(running, "the day's deliveries", || async move {
+        let dead = bus.dead_letters().await?;
+        Ok::<bool, BoxError>(board.totals().handled + 1 >= expected_total && !dead.is_empty())
+    })
+    .await?;
     println!(
         "  {expected_total} deliveries to {} subscribers; all handled but one.",
         subscribers::ALL.len()
@@ -159,6 +183,7 @@ async fn story(
     if letter.subscriber != "invoice-webhook"
         || letter.kind != FailureKind::Handler
         || letter.deliveries != 1
+        || letter.runs != 1
         || envelope.payload.tenant_id != *bad_tenant
     {
         return Err(format!("unexpected dead letter: {letter:?}").into());
@@ -183,12 +208,11 @@ async fn story(
     app.webhooks.set_endpoint(*bad_tenant, fixed_url.as_str());
     println!("  Fix the record: the endpoint on file for {tenant} is now {fixed_url}");
     bus.replay_dead_letter(letter).await?;
-    running
-        .settle("the replay", || async move {
-            let dead = bus.dead_letters().await?;
-            Ok::<bool, BoxError>(board.totals().handled >= expected_total && dead.is_empty())
-        })
-        .await?;
+    bus::settle(running, "the replay", || async move {
+        let dead = bus.dead_letters().await?;
+        Ok::<bool, BoxError>(board.totals().handled >= expected_total && dead.is_empty())
+    })
+    .await?;
     let dead = bus.dead_letters().await?.len();
     println!(
         "  Replay the dead letter to invoice-webhook alone: posted; dead letters left: {dead}"
@@ -227,7 +251,7 @@ fn print_subscribers() {
     }
 }
 
-async fn publish(bus: &Bus, activity: &Activity) -> Result<Published, PublishError> {
+async fn publish<B: Bus>(bus: &B, activity: &Activity) -> Result<Published, PublishError> {
     match activity.clone() {
         Activity::TicketCreated(e) => bus.publish(e).await,
         Activity::TicketUpdated(e) => bus.publish(e).await,
@@ -242,7 +266,7 @@ async fn publish(bus: &Bus, activity: &Activity) -> Result<Published, PublishErr
 }
 
 /// Publishes the timeline, printing one line per part of the day.
-async fn publish_day(bus: &Bus, day: &Day) -> Result<(), BoxError> {
+async fn publish_day<B: Bus>(bus: &B, day: &Day) -> Result<(), BoxError> {
     let parts = [
         ("08:00-11:59", day::at(12, 0)),
         ("12:00-16:59", day::at(17, 0)),
@@ -374,7 +398,12 @@ fn print_summary(app: &App, day: &Day) {
 }
 
 /// Compares what happened with what the script implies; `Err` lists every difference.
-fn check(app: &App, day: &Day, expected: &BTreeMap<(Uuid, String), u64>) -> Result<(), BoxError> {
+fn check(
+    app: &App,
+    day: &Day,
+    expected: &BTreeMap<(Uuid, String), u64>,
+    stats: &BusStats,
+) -> Result<(), BoxError> {
     let mut problems = Vec::new();
     let actual = app.scoreboard.snapshot();
     for (key, want) in expected {
@@ -437,6 +466,42 @@ fn check(app: &App, day: &Day, expected: &BTreeMap<(Uuid, String), u64>) -> Resu
     {
         problems.push(format!("webhook calls: {calls:?}"));
     }
+    // The bus's own counters tell the same story as the scoreboard: every event the day
+    // published and every INVOICE_FINALIZED billing published (the rejected one is not
+    // counted), each handled by every subscriber; one retry, one dead letter.
+    let published = day.timeline.len()
+        + day
+            .timeline
+            .iter()
+            .filter(|(_, a)| matches!(a, Activity::InvoiceGenerated(_)))
+            .count();
+    let bus_counts = (
+        stats.published,
+        stats.handled,
+        stats.failed,
+        stats.retried,
+        stats.dead_lettered,
+    );
+    let want = (published as u64, totals.handled, 2, 1, 1);
+    if bus_counts != want {
+        problems.push(format!(
+            "the bus counted (published, handled, failed, retried, dead-lettered) = \
+             {bus_counts:?}, expected {want:?}"
+        ));
+    }
+    for name in subscribers::ALL {
+        let want: u64 = expected
+            .iter()
+            .filter(|((_, sub), _)| sub == name)
+            .map(|(_, n)| n)
+            .sum();
+        let got = stats.subscriber(name).map(|s| s.handled);
+        if got != Some(want) {
+            problems.push(format!(
+                "the bus counted {got:?} deliveries handled by {name}, expected {want}"
+            ));
+        }
+    }
     if problems.is_empty() {
         println!("  All numbers as expected.");
         Ok(())
@@ -456,7 +521,7 @@ fn check(app: &App, day: &Day, expected: &BTreeMap<(Uuid, String), u64>) -> Resu
 mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_whole_day_runs_on_the_memory_bus() {
-        super::run(None).await.expect("the demo succeeds");
+        super::demo(None).await.expect("the demo succeeds");
     }
 
     /// Runs when `REDIS_URL` is set (`REDIS_URL=redis://127.0.0.1:6379 cargo test -p ticketing`).
@@ -465,7 +530,7 @@ mod tests {
         let Some(url) = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) else {
             return;
         };
-        super::run(Some(&url))
+        super::demo(Some(&url))
             .await
             .expect("the demo succeeds on Redis");
     }

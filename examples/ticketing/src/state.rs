@@ -1,5 +1,5 @@
-//! The application's shared state, handed to the bus with `.state(...)` and reached by handlers
-//! with `ctx.state::<T>()`. In the seed these are a database, an SMTP server and HTTP calls;
+//! The application's shared state, handed to the bus with `.state(...)` and taken by handlers
+//! as `State<T>` parameters. In the seed these are a database, an SMTP server and HTTP calls;
 //! here they are in-memory stand-ins, each a cheap `Clone` around an `Arc<Mutex<..>>` so `main`
 //! keeps a handle to read them afterwards.
 

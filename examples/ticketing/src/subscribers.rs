@@ -4,9 +4,13 @@
 //!
 //! Every subscriber name starts with the component it belongs to (`ticket-email`,
 //! `sla-tracker`, `audit-log`, `billing`, `invoice-webhook`); the summary table groups by it.
+//!
+//! What a handler uses from the application's state it takes as `State<T>` parameters: the
+//! bus checks at start that it was given every one of them, so a forgotten `.state(value)`
+//! stops the start instead of failing events.
 
 use chrono::Duration;
-use event_bus_core::{subscriber, Context, Envelope, Event, HandlerError};
+use event_bus_core::{subscriber, Context, Envelope, Event, HandlerError, State};
 use uuid::Uuid;
 
 use crate::events::{
@@ -59,12 +63,14 @@ pub fn component_of(subscriber: &str) -> &str {
 }
 
 /// Counts the outcome on the scoreboard, and passes it on.
-fn score(ctx: &Context, result: Result<(), HandlerError>) -> Result<(), HandlerError> {
-    if let Ok(board) = ctx.state::<Scoreboard>() {
-        match &result {
-            Ok(()) => board.handled(ctx.tenant_id(), ctx.subscriber(), ctx.attempt()),
-            Err(_) => board.failed(ctx.tenant_id(), ctx.subscriber()),
-        }
+fn score(
+    board: &Scoreboard,
+    ctx: &Context,
+    result: Result<(), HandlerError>,
+) -> Result<(), HandlerError> {
+    match &result {
+        Ok(()) => board.handled(ctx.tenant_id(), ctx.subscriber(), ctx.attempt()),
+        Err(_) => board.failed(ctx.tenant_id(), ctx.subscriber()),
     }
     result
 }
@@ -84,10 +90,14 @@ fn score(ctx: &Context, result: Result<(), HandlerError>) -> Result<(), HandlerE
 pub async fn email_on_update(
     event: Envelope<TicketUpdated>,
     ctx: Context,
+    directory: State<Directory>,
+    mailer: State<Mailer>,
+    board: State<Scoreboard>,
 ) -> Result<(), HandlerError> {
     let status = change_str(&event.payload.changes, "status").unwrap_or("edited");
-    let result = email(&ctx, event.payload.ticket_id, &format!("updated: {status}"));
-    score(&ctx, result)
+    let what = format!("updated: {status}");
+    let result = email(&ctx, &directory, &mailer, event.payload.ticket_id, &what);
+    score(&board, &ctx, result)
 }
 
 /// Emails the support desk when a ticket is closed.
@@ -95,13 +105,21 @@ pub async fn email_on_update(
 pub async fn email_on_close(
     event: Envelope<TicketClosed>,
     ctx: Context,
+    directory: State<Directory>,
+    mailer: State<Mailer>,
+    board: State<Scoreboard>,
 ) -> Result<(), HandlerError> {
-    let result = email(&ctx, event.payload.ticket_id, "closed");
-    score(&ctx, result)
+    let result = email(&ctx, &directory, &mailer, event.payload.ticket_id, "closed");
+    score(&board, &ctx, result)
 }
 
-fn email(ctx: &Context, ticket_id: Uuid, what: &str) -> Result<(), HandlerError> {
-    let directory = ctx.state::<Directory>()?;
+fn email(
+    ctx: &Context,
+    directory: &Directory,
+    mailer: &Mailer,
+    ticket_id: Uuid,
+    what: &str,
+) -> Result<(), HandlerError> {
     let tenant = directory
         .tenant(ctx.tenant_id())
         .ok_or_else(|| HandlerError::permanent(format!("unknown tenant {}", ctx.tenant_id())))?;
@@ -111,7 +129,7 @@ fn email(ctx: &Context, ticket_id: Uuid, what: &str) -> Result<(), HandlerError>
         subject: format!("[{}] Ticket {} {what}", tenant.name, short(ticket_id)),
     };
     // A refused message is worth retrying: the error is transient (the default for `?`/`into`).
-    ctx.state::<Mailer>()?
+    mailer
         .send(ticket_id, email)
         .map_err(HandlerError::transient)
 }
@@ -125,50 +143,58 @@ fn short(id: Uuid) -> String {
 
 /// Starts a ticket's SLA clock: resolution due `PRIORITIES` hours after it was entered.
 #[subscriber("TICKET_CREATED", name = "sla-tracker-opened", concurrency = 2)]
-pub async fn sla_open(event: Envelope<TicketCreated>, ctx: Context) -> Result<(), HandlerError> {
-    let result = (|| -> Result<(), HandlerError> {
-        let changes = &event.payload.changes;
-        let priority = change_str(changes, "priority").unwrap_or("medium");
-        let hours = PRIORITIES
-            .iter()
-            .find(|(name, _)| *name == priority)
-            .map_or(24, |(_, hours)| *hours);
-        let entered = change_time(changes, "entered_at").unwrap_or(event.timestamp);
-        ctx.state::<SlaBoard>()?.opened(
-            ctx.tenant_id(),
-            event.payload.ticket_id,
-            entered + Duration::hours(hours),
-        );
-        Ok(())
-    })();
-    score(&ctx, result)
+pub async fn sla_open(
+    event: Envelope<TicketCreated>,
+    ctx: Context,
+    sla: State<SlaBoard>,
+    board: State<Scoreboard>,
+) -> Result<(), HandlerError> {
+    let changes = &event.payload.changes;
+    let priority = change_str(changes, "priority").unwrap_or("medium");
+    let hours = PRIORITIES
+        .iter()
+        .find(|(name, _)| *name == priority)
+        .map_or(24, |(_, hours)| *hours);
+    let entered = change_time(changes, "entered_at").unwrap_or(event.timestamp);
+    sla.opened(
+        ctx.tenant_id(),
+        event.payload.ticket_id,
+        entered + Duration::hours(hours),
+    );
+    score(&board, &ctx, Ok(()))
 }
 
 /// Stops a ticket's SLA clock.
 #[subscriber("TICKET_CLOSED", name = "sla-tracker-closed", concurrency = 2)]
-pub async fn sla_close(event: Envelope<TicketClosed>, ctx: Context) -> Result<(), HandlerError> {
-    let result = (|| -> Result<(), HandlerError> {
-        let closed = change_time(&event.payload.changes, "closed_at").unwrap_or(event.timestamp);
-        ctx.state::<SlaBoard>()?
-            .closed(ctx.tenant_id(), event.payload.ticket_id, closed);
-        Ok(())
-    })();
-    score(&ctx, result)
+pub async fn sla_close(
+    event: Envelope<TicketClosed>,
+    ctx: Context,
+    sla: State<SlaBoard>,
+    board: State<Scoreboard>,
+) -> Result<(), HandlerError> {
+    let closed = change_time(&event.payload.changes, "closed_at").unwrap_or(event.timestamp);
+    sla.closed(ctx.tenant_id(), event.payload.ticket_id, closed);
+    score(&board, &ctx, Ok(()))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Audit log: one subscriber per event type, all writing to the same trail. `start = "earliest"`:
 // deployed for the first time, the audit log reads everything still in the streams.
 
-fn audit<E: Event>(event: &Envelope<E>, ctx: &Context) -> Result<(), HandlerError> {
+fn audit<E: Event>(
+    event: &Envelope<E>,
+    ctx: &Context,
+    log: &AuditLog,
+    board: &Scoreboard,
+) -> Result<(), HandlerError> {
     let entry = AuditEntry {
         tenant_id: ctx.tenant_id(),
         event_type: event.event_type.clone(),
         at: event.timestamp,
     };
     // Keyed by event id, so a redelivery does not write a second line.
-    ctx.state::<AuditLog>()?.record(event.id, entry);
-    Ok(())
+    log.record(event.id, entry);
+    score(board, ctx, Ok(()))
 }
 
 #[subscriber(
@@ -179,8 +205,10 @@ fn audit<E: Event>(event: &Envelope<E>, ctx: &Context) -> Result<(), HandlerErro
 pub async fn audit_ticket_created(
     e: Envelope<TicketCreated>,
     ctx: Context,
+    log: State<AuditLog>,
+    board: State<Scoreboard>,
 ) -> Result<(), HandlerError> {
-    score(&ctx, audit(&e, &ctx))
+    audit(&e, &ctx, &log, &board)
 }
 
 #[subscriber(
@@ -191,16 +219,20 @@ pub async fn audit_ticket_created(
 pub async fn audit_ticket_updated(
     e: Envelope<TicketUpdated>,
     ctx: Context,
+    log: State<AuditLog>,
+    board: State<Scoreboard>,
 ) -> Result<(), HandlerError> {
-    score(&ctx, audit(&e, &ctx))
+    audit(&e, &ctx, &log, &board)
 }
 
 #[subscriber("TICKET_CLOSED", name = "audit-log-ticket-closed", start = "earliest")]
 pub async fn audit_ticket_closed(
     e: Envelope<TicketClosed>,
     ctx: Context,
+    log: State<AuditLog>,
+    board: State<Scoreboard>,
 ) -> Result<(), HandlerError> {
-    score(&ctx, audit(&e, &ctx))
+    audit(&e, &ctx, &log, &board)
 }
 
 #[subscriber(
@@ -211,8 +243,10 @@ pub async fn audit_ticket_closed(
 pub async fn audit_project_created(
     e: Envelope<ProjectCreated>,
     ctx: Context,
+    log: State<AuditLog>,
+    board: State<Scoreboard>,
 ) -> Result<(), HandlerError> {
-    score(&ctx, audit(&e, &ctx))
+    audit(&e, &ctx, &log, &board)
 }
 
 #[subscriber(
@@ -223,8 +257,10 @@ pub async fn audit_project_created(
 pub async fn audit_project_updated(
     e: Envelope<ProjectUpdated>,
     ctx: Context,
+    log: State<AuditLog>,
+    board: State<Scoreboard>,
 ) -> Result<(), HandlerError> {
-    score(&ctx, audit(&e, &ctx))
+    audit(&e, &ctx, &log, &board)
 }
 
 #[subscriber(
@@ -235,8 +271,10 @@ pub async fn audit_project_updated(
 pub async fn audit_project_closed(
     e: Envelope<ProjectClosed>,
     ctx: Context,
+    log: State<AuditLog>,
+    board: State<Scoreboard>,
 ) -> Result<(), HandlerError> {
-    score(&ctx, audit(&e, &ctx))
+    audit(&e, &ctx, &log, &board)
 }
 
 #[subscriber(
@@ -247,8 +285,10 @@ pub async fn audit_project_closed(
 pub async fn audit_time_entry_submitted(
     e: Envelope<TimeEntrySubmitted>,
     ctx: Context,
+    log: State<AuditLog>,
+    board: State<Scoreboard>,
 ) -> Result<(), HandlerError> {
-    score(&ctx, audit(&e, &ctx))
+    audit(&e, &ctx, &log, &board)
 }
 
 #[subscriber(
@@ -259,8 +299,10 @@ pub async fn audit_time_entry_submitted(
 pub async fn audit_time_entry_approved(
     e: Envelope<TimeEntryApproved>,
     ctx: Context,
+    log: State<AuditLog>,
+    board: State<Scoreboard>,
 ) -> Result<(), HandlerError> {
-    score(&ctx, audit(&e, &ctx))
+    audit(&e, &ctx, &log, &board)
 }
 
 #[subscriber(
@@ -271,8 +313,10 @@ pub async fn audit_time_entry_approved(
 pub async fn audit_invoice_generated(
     e: Envelope<InvoiceGenerated>,
     ctx: Context,
+    log: State<AuditLog>,
+    board: State<Scoreboard>,
 ) -> Result<(), HandlerError> {
-    score(&ctx, audit(&e, &ctx))
+    audit(&e, &ctx, &log, &board)
 }
 
 #[subscriber(
@@ -283,8 +327,10 @@ pub async fn audit_invoice_generated(
 pub async fn audit_invoice_finalized(
     e: Envelope<InvoiceFinalized>,
     ctx: Context,
+    log: State<AuditLog>,
+    board: State<Scoreboard>,
 ) -> Result<(), HandlerError> {
-    score(&ctx, audit(&e, &ctx))
+    audit(&e, &ctx, &log, &board)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -295,6 +341,7 @@ pub async fn audit_invoice_finalized(
 pub async fn finalize_invoice(
     event: Envelope<InvoiceGenerated>,
     ctx: Context,
+    board: State<Scoreboard>,
 ) -> Result<(), HandlerError> {
     let invoice = event.payload;
     let result = ctx
@@ -309,7 +356,7 @@ pub async fn finalize_invoice(
         .await
         .map(drop)
         .map_err(HandlerError::from);
-    score(&ctx, result)
+    score(&board, &ctx, result)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -322,11 +369,13 @@ pub async fn finalize_invoice(
 pub async fn post_invoice_webhook(
     event: Envelope<InvoiceFinalized>,
     ctx: Context,
+    webhooks: State<Webhooks>,
+    directory: State<Directory>,
+    board: State<Scoreboard>,
 ) -> Result<(), HandlerError> {
     let result = (|| -> Result<(), HandlerError> {
-        let webhooks = ctx.state::<Webhooks>()?;
-        let name = ctx.state::<Directory>()?.name(ctx.tenant_id());
         let url = webhooks.endpoint(ctx.tenant_id()).ok_or_else(|| {
+            let name = directory.name(ctx.tenant_id());
             HandlerError::permanent(format!("{name} has no invoice webhook endpoint"))
         })?;
         webhooks
@@ -337,12 +386,12 @@ pub async fn post_invoice_webhook(
             })
             .map_err(HandlerError::permanent)
     })();
-    score(&ctx, result)
+    score(&board, &ctx, result)
 }
 
 #[cfg(test)]
 mod tests {
-    use event_bus_core::State;
+    use event_bus_core::{Bus, MemoryBus, StartError, StateMap};
 
     use super::*;
     use crate::state::Tenant;
@@ -353,6 +402,12 @@ mod tests {
             name: "Test Tenant",
             support_email: "support@test.example",
         }
+    }
+
+    fn directory() -> State<Directory> {
+        State::new(Directory {
+            tenants: vec![tenant()],
+        })
     }
 
     fn invoice(tenant_id: Uuid) -> InvoiceFinalized {
@@ -366,13 +421,16 @@ mod tests {
         }
     }
 
-    fn state(webhooks: &Webhooks) -> State {
-        let mut state = State::new();
-        state.insert(Directory {
-            tenants: vec![tenant()],
-        });
-        state.insert(webhooks.clone());
-        state
+    /// A handler called directly, as in a unit test: its `State<T>` values are passed in.
+    async fn post(t: &Tenant, webhooks: &Webhooks) -> Result<(), HandlerError> {
+        post_invoice_webhook(
+            Envelope::new(invoice(t.id)),
+            Context::for_test(t.id, StateMap::new()),
+            State::new(webhooks.clone()),
+            directory(),
+            State::new(Scoreboard::default()),
+        )
+        .await
     }
 
     #[tokio::test]
@@ -380,11 +438,8 @@ mod tests {
         let t = tenant();
         let webhooks = Webhooks::default();
         webhooks.set_endpoint(t.id, "https://hooks.test.example/invoices");
-        let ctx = Context::for_test(t.id, state(&webhooks));
 
-        post_invoice_webhook(Envelope::new(invoice(t.id)), ctx)
-            .await
-            .expect("posted");
+        post(&t, &webhooks).await.expect("posted");
         assert_eq!(
             webhooks.calls(),
             [WebhookCall {
@@ -399,11 +454,8 @@ mod tests {
     async fn a_bad_endpoint_is_a_permanent_failure() {
         let t = tenant();
         let webhooks = Webhooks::default();
-        let ctx = || Context::for_test(t.id, state(&webhooks));
 
-        let missing = post_invoice_webhook(Envelope::new(invoice(t.id)), ctx())
-            .await
-            .expect_err("no endpoint");
+        let missing = post(&t, &webhooks).await.expect_err("no endpoint");
         assert!(missing.is_permanent());
         assert_eq!(
             missing.to_string(),
@@ -411,22 +463,24 @@ mod tests {
         );
 
         webhooks.set_endpoint(t.id, "htp://hooks.test.example");
-        let malformed = post_invoice_webhook(Envelope::new(invoice(t.id)), ctx())
-            .await
-            .expect_err("not https");
+        let malformed = post(&t, &webhooks).await.expect_err("not https");
         assert!(malformed.is_permanent());
         assert!(webhooks.calls().is_empty());
     }
 
     #[tokio::test]
-    async fn missing_state_is_reported_not_panicked() {
-        let t = tenant();
-        let err = post_invoice_webhook(
-            Envelope::new(invoice(t.id)),
-            Context::for_test(t.id, State::new()),
-        )
-        .await
-        .expect_err("no state");
+    async fn missing_state_stops_the_start() {
+        // Everything invoice-webhook takes but the webhooks: the bus refuses to start, instead
+        // of dead-lettering every invoice.
+        let bus = MemoryBus::builder()
+            .state(Directory::default())
+            .state(Scoreboard::default())
+            .only(["invoice-webhook"])
+            .build()
+            .await
+            .expect("built");
+        let err = bus.start().await.expect_err("no webhooks");
+        assert!(matches!(err, StartError::MissingState { .. }), "{err}");
         assert!(err.to_string().contains("Webhooks"), "{err}");
     }
 
@@ -434,27 +488,26 @@ mod tests {
     async fn a_busy_mail_server_is_retried() {
         let t = tenant();
         let mailer = Mailer::default();
-        let mut state = state(&Webhooks::default());
-        state.insert(mailer.clone());
-        let ctx = Context::for_test(t.id, state);
         let ticket_id = Uuid::from_u128(9);
         mailer.refuse_once(ticket_id);
-        let closed = || {
-            Envelope::new(TicketClosed {
-                tenant_id: t.id,
-                ticket_id,
-                user_id: Uuid::from_u128(2),
-                changes: None,
-            })
+        let close = || {
+            email_on_close(
+                Envelope::new(TicketClosed {
+                    tenant_id: t.id,
+                    ticket_id,
+                    user_id: Uuid::from_u128(2),
+                    changes: None,
+                }),
+                Context::for_test(t.id, StateMap::new()),
+                directory(),
+                State::new(mailer.clone()),
+                State::new(Scoreboard::default()),
+            )
         };
 
-        let err = email_on_close(closed(), ctx.clone())
-            .await
-            .expect_err("busy");
+        let err = close().await.expect_err("busy");
         assert!(err.is_transient());
-        email_on_close(closed(), ctx)
-            .await
-            .expect("sent on the second try");
+        close().await.expect("sent on the second try");
         assert_eq!(mailer.sent().len(), 1);
         assert!(mailer.sent()[0]
             .subject

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use event_bus_core::{Bus, RunningBus};
 use event_bus_redis::RedisBus;
 use event_bus_tests::bus::SharedRecorder;
 use event_bus_tests::Recorder;

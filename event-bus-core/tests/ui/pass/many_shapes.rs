@@ -1,9 +1,20 @@
 //! Every supported shape compiles, without a warning.
 #![deny(warnings)]
 
-use event_bus_core::{subscriber, Context, Envelope, Event, HandlerError};
+use std::sync::Arc;
+
+use event_bus_core::{subscriber, Context, Envelope, Event, HandlerError, State, StateMap};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+/// Shared state, handed to the bus with `.state(value)`.
+pub struct Mailer {
+    pub from: &'static str,
+}
+
+/// More shared state.
+#[derive(Debug, Default)]
+pub struct Stats;
 
 fn short(value: &String) -> Result<(), String> {
     if value.len() < 100 {
@@ -118,6 +129,32 @@ async fn seen(
     Ok(())
 }
 
+// `State<T>` parameters after the context: none, one, or several, through any path ending in
+// `State`, with any pattern.
+#[subscriber("TICKET_UPDATED", name = "ticket-mail")]
+async fn mail(
+    event: Envelope<TicketUpdated>,
+    ctx: Context,
+    mailer: State<Mailer>,
+) -> Result<(), HandlerError> {
+    assert_eq!(event.payload.tenant_id, ctx.tenant_id());
+    assert!(!mailer.from.is_empty());
+    Ok(())
+}
+
+#[subscriber("TICKET_UPDATED", name = "ticket-stats", concurrency = 2)]
+pub async fn stats(
+    _event: Envelope<TicketUpdated>,
+    _: Context,
+    _mailer: event_bus_core::State<Mailer>,
+    stats: State<Arc<Stats>>,
+    _: State<std::collections::HashMap<String, Vec<u8>>>,
+) -> Result<(), std::io::Error> {
+    let _arc: &Arc<Stats> = &stats;
+    let _again: Arc<Arc<Stats>> = State::into_arc(stats);
+    Ok(())
+}
+
 mod nested {
     use super::*;
 
@@ -149,5 +186,30 @@ fn main() {
     // Handlers stay ordinary functions.
     let ctx = Context::for_test(tenant, Default::default());
     let _future = seen(Envelope::new(event), ctx);
-    let _ = (on_update, io_errors, nested::submitted);
+    let _ = (on_update, io_errors, nested::submitted, stats);
+
+    // State parameters are ordinary arguments when the function is called directly.
+    let mut state = StateMap::new();
+    state.insert(Mailer { from: "desk" });
+    let ctx = Context::for_test(tenant, state);
+    let mailer = State::<Mailer>::from_context(&ctx).expect("the map holds a Mailer");
+    let _ = (
+        State::new(Mailer { from: "x" }),
+        State::<Stats>::from(Arc::new(Stats)),
+    );
+    let _future = mail(
+        Envelope::new(TicketUpdated {
+            tenant_id: tenant,
+            title: "t".to_owned(),
+            changes: None,
+            delta: 0,
+            ratio: 1.0,
+            priority: None,
+            external_id: None,
+            minutes_spent: 1,
+            tags: Vec::new(),
+        }),
+        ctx,
+        mailer,
+    );
 }

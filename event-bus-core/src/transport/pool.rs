@@ -5,8 +5,9 @@
 //! on its feeder's own task ([`WorkerPool::handle`]): no hand-off to another task per delivery,
 //! which on a multi-threaded runtime is what costs the most when handlers are quick.
 //!
-//! What happens to a delivery's outcome (ack, dead letter, redelivery) is the bus's business,
-//! through its [`Sink`].
+//! Every retry and dead-letter decision is the [`Dispatcher`]'s, made here for every bus; what
+//! happens to an outcome (acknowledging, writing a dead letter, recording a failed run) is the
+//! transport's business, through its [`Sink`]: it reports, it does not decide.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
@@ -19,65 +20,30 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::dispatch::{Decision, Dispatcher, Failure, Prepared};
+use crate::dispatch::{Decision, Dispatcher, Failure, FailureKind, GiveUp, Prepared};
 use crate::error::ShutdownError;
+use crate::stats::SubscriberCounters;
 use crate::subscriber::Ordering;
+use crate::transport::Message;
 
-/// One delivery of one entry to one subscriber.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Message {
-    /// The transport's id (the stream entry id).
-    pub id: Arc<str>,
-    /// The envelope JSON.
-    pub payload: Vec<u8>,
-    /// The attempt this delivery is (1 for a first delivery; the delivery count on Redis).
-    pub attempt: u32,
-    /// The entry's other fields, kept for dead letters.
-    pub fields: Vec<(String, Vec<u8>)>,
-    /// Set when this delivery replays a dead letter: that dead letter's id.
-    pub replay_of: Option<Arc<str>>,
-    /// Set by [`WorkerPool::handle`] when the delivery runs on the feeder's own task: the
-    /// feeder knows its outcome when `handle` returns, so a sink may leave work for the feeder
-    /// to do for a whole batch at once (acknowledging, say).
-    pub in_place: bool,
-}
-
-impl Message {
-    /// A delivery.
-    pub fn new(id: impl Into<Arc<str>>, payload: Vec<u8>, attempt: u32) -> Self {
-        Self {
-            id: id.into(),
-            payload,
-            attempt,
-            fields: Vec::new(),
-            replay_of: None,
-            in_place: false,
-        }
-    }
-
-    /// Marks this delivery as the replay of dead letter `id`.
-    pub fn replaying(mut self, id: impl Into<Arc<str>>) -> Self {
-        self.replay_of = Some(id.into());
-        self
-    }
-
-    /// Keeps the entry's other fields.
-    pub fn with_fields(mut self, fields: Vec<(String, Vec<u8>)>) -> Self {
-        self.fields = fields;
-        self
-    }
-}
-
-/// Where a bus takes the outcomes of its deliveries.
+/// Where a bus takes the outcomes of its deliveries. The transport carries them out and
+/// reports; the decisions are made by the pool's [`Dispatcher`].
 pub trait Sink: Send + Sync + 'static {
-    /// The handler succeeded: acknowledge.
+    /// The handler succeeded: acknowledge (and count the delivery handled once that is
+    /// confirmed).
     fn handled(&self, message: Message) -> impl Future<Output = ()> + Send;
-    /// The delivery failed for good (`message.attempt` attempts): dead-letter and acknowledge.
-    fn dead_letter(&self, message: Message, failure: Failure) -> impl Future<Output = ()> + Send;
-    /// The delivery is about to be retried: returns the attempt number of the retry, or `None`
-    /// when the entry is no longer this consumer's to handle.
-    fn redeliver(&self, message: &Message) -> impl Future<Output = Option<u32>> + Send;
+    /// Give up on the delivery: write a dead letter saying why (`give_up`, after
+    /// `message.runs` failed handler runs), then acknowledge.
+    fn dead_letter(
+        &self,
+        message: Message,
+        failure: Failure,
+        give_up: GiveUp,
+    ) -> impl Future<Output = ()> + Send;
+    /// Handler run number `message.runs` failed and will be retried: record the run, so the
+    /// count survives a crash, and return whether the entry is still this consumer's to retry
+    /// (`false` drops the retry; the entry stays with whoever holds it).
+    fn failed(&self, message: &Message) -> impl Future<Output = bool> + Send;
 }
 
 struct Job {
@@ -89,6 +55,7 @@ struct Job {
 struct Inner<S> {
     dispatcher: Dispatcher,
     sink: S,
+    counters: Arc<SubscriberCounters>,
     slots: Arc<Semaphore>,
     stop: watch::Receiver<bool>,
     lanes: Mutex<HashMap<Uuid, VecDeque<Job>>>,
@@ -126,7 +93,12 @@ impl<S: Sink> std::fmt::Debug for WorkerPool<S> {
 impl<S: Sink> WorkerPool<S> {
     /// A pool holding at most `capacity` deliveries (at least the subscriber's concurrency).
     /// Must be called inside a tokio runtime.
-    pub fn new(dispatcher: Dispatcher, sink: S, capacity: usize) -> Self {
+    pub fn new(
+        dispatcher: Dispatcher,
+        sink: S,
+        counters: Arc<SubscriberCounters>,
+        capacity: usize,
+    ) -> Self {
         let options = *dispatcher.subscriber().options();
         let concurrency = options.concurrency.max(1);
         let capacity = (capacity.max(concurrency as usize)).min(Semaphore::MAX_PERMITS) as u32;
@@ -134,6 +106,7 @@ impl<S: Sink> WorkerPool<S> {
         let inner = Arc::new(Inner {
             dispatcher,
             sink,
+            counters,
             slots: Arc::new(Semaphore::new(concurrency as usize)),
             stop: stop_rx,
             lanes: Mutex::new(HashMap::new()),
@@ -209,11 +182,10 @@ impl<S: Sink> WorkerPool<S> {
         let Ok(_slot) = Arc::clone(&self.inner.slots).acquire_owned().await else {
             return false;
         };
+        let mut message = message;
+        message.in_place = true;
         let job = Job {
-            message: Message {
-                in_place: true,
-                ..message
-            },
+            message,
             prepared: None,
             _room: room,
         };
@@ -256,7 +228,10 @@ impl<S: Sink> WorkerPool<S> {
                     }
                     Err(failure) => {
                         // Not decodable: there is no tenant to order by, and no retry.
-                        self.inner.sink.dead_letter(message, failure).await;
+                        self.inner
+                            .sink
+                            .dead_letter(message, failure, GiveUp::Rejected)
+                            .await;
                         drop(room);
                     }
                 }
@@ -355,7 +330,7 @@ impl<S: Sink> Inner<S> {
     }
 
     /// Runs one delivery to its end: success, dead letter, or abandonment at shutdown. A lane
-    /// takes a slot for each attempt; otherwise the caller holds one throughout.
+    /// takes a slot for each run; otherwise the caller holds one throughout.
     async fn process(&self, job: Job, lane: bool) {
         let Job {
             mut message,
@@ -363,6 +338,12 @@ impl<S: Sink> Inner<S> {
             _room,
         } = job;
         loop {
+            if let Some((failure, give_up)) =
+                self.dispatcher.admit(message.runs, message.deliveries)
+            {
+                self.sink.dead_letter(message, failure, give_up).await;
+                return;
+            }
             // In a lane, a slot is held while the handler runs, not while a retry waits, so
             // one tenant's retries never hold back the others.
             let slot = if lane {
@@ -377,7 +358,7 @@ impl<S: Sink> Inner<S> {
                 .take()
                 .map_or_else(|| self.dispatcher.prepare(&message.payload), Ok)
             {
-                Ok(p) => self.dispatcher.run(p, &message.id, message.attempt).await,
+                Ok(p) => self.dispatcher.run(p, &message.id, message.runs + 1).await,
                 Err(failure) => Err(failure),
             };
             drop(slot);
@@ -388,18 +369,22 @@ impl<S: Sink> Inner<S> {
                 }
                 Err(failure) => failure,
             };
-            match self.dispatcher.decide(&failure, message.attempt) {
-                Decision::DeadLetter => {
-                    self.sink.dead_letter(message, failure).await;
+            if !matches!(failure.kind, FailureKind::Decode | FailureKind::Validation) {
+                message.runs += 1;
+                SubscriberCounters::add(&self.counters.failed, 1);
+            }
+            match self.dispatcher.decide(&failure, message.runs) {
+                Decision::DeadLetter(give_up) => {
+                    self.sink.dead_letter(message, failure, give_up).await;
                     return;
                 }
                 Decision::Retry(delay) => {
-                    if !self.wait_unless_stopped(delay).await {
+                    if !self.sink.failed(&message).await {
                         return;
                     }
-                    match self.sink.redeliver(&message).await {
-                        Some(next) => message.attempt = next,
-                        None => return,
+                    SubscriberCounters::add(&self.counters.retried, 1);
+                    if !self.wait_unless_stopped(delay).await {
+                        return;
                     }
                 }
             }

@@ -1,0 +1,153 @@
+//! [`Bus`] and [`RunningBus`]: the one API of every bus, in memory or on Redis. Code written
+//! against these traits (an application's wiring, a test scenario) runs unchanged on either,
+//! with the same semantics.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::dead_letter::{DeadLetter, DeadLetterError};
+use crate::envelope::Envelope;
+use crate::error::{PublishError, ShutdownError, StartError};
+use crate::event::Event;
+use crate::publish::{encode, encode_envelope, EncodedEvent, Published, Publisher};
+use crate::stats::BusStats;
+
+/// An event bus: publish typed events, start the subscribers linked into the binary, and look
+/// after dead letters.
+///
+/// Semantics every bus keeps:
+///
+/// - **Publishing validates first** and writes nothing when validation fails.
+/// - **Before [`start`](Bus::start)**, a publish is kept for this bus's own subscribers of
+///   that event type: they receive it once they start, whatever their
+///   [`StartFrom`](crate::StartFrom) (which only places a *new* group relative to events others
+///   published before this bus existed).
+/// - **After [`RunningBus::shutdown`]**, publishing fails with [`PublishError::Closed`].
+/// - **Start fails** when no subscriber is found, unless the builder said
+///   `.allow_no_subscribers(true)` (a publish-only process), when a subscriber needs shared
+///   state the bus was not given, and on the checks of the registry (duplicate names, unknown
+///   event types, expected subscribers missing).
+/// - **A replayed dead letter** stays listed until its replay is handled (then it is deleted)
+///   or dead-lettered again (then the new dead letter replaces it).
+///
+/// ```
+/// use event_bus_core::{subscriber, Bus, Context, Envelope, Event, HandlerError, MemoryBus, RunningBus};
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Event)]
+/// #[serde(rename_all = "camelCase")]
+/// struct TicketClosed { tenant_id: uuid::Uuid }
+///
+/// #[subscriber("TICKET_CLOSED", name = "bus-doc-audit")]
+/// async fn audit(_: Envelope<TicketClosed>, _: Context) -> Result<(), HandlerError> { Ok(()) }
+///
+/// /// Works on any bus.
+/// async fn close_one<B: Bus>(bus: &B) -> Result<(), Box<dyn std::error::Error>> {
+///     let running = bus.start().await?;
+///     bus.publish(TicketClosed { tenant_id: uuid::Uuid::new_v4() }).await?;
+///     running.idle().await;
+///     assert_eq!(running.stats().subscriber("bus-doc-audit").map(|s| s.handled), Some(1));
+///     running.shutdown().await?;
+///     Ok(())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let bus = MemoryBus::builder().only(["bus-doc-audit"]).build().await?;
+/// close_one(&bus).await
+/// # }
+/// ```
+pub trait Bus: Clone + fmt::Debug + Send + Sync + 'static {
+    /// The handle of the started bus.
+    type Running: RunningBus<Bus = Self>;
+
+    /// Validates `event` (before any I/O), wraps it in a fresh envelope and writes it.
+    fn publish<E: Event>(
+        &self,
+        event: E,
+    ) -> impl Future<Output = Result<Published, PublishError>> + Send {
+        let encoded = encode(event);
+        async move { self.publish_encoded(encoded?).await }
+    }
+
+    /// Like [`Bus::publish`], keeping the envelope's id and timestamp (a publish retried
+    /// after a timeout reuses its envelope).
+    fn publish_envelope<E: Event>(
+        &self,
+        envelope: &Envelope<E>,
+    ) -> impl Future<Output = Result<Published, PublishError>> + Send {
+        let encoded = encode_envelope(envelope);
+        async move { self.publish_encoded(encoded?).await }
+    }
+
+    /// Writes an event already validated and encoded (see
+    /// [`transport::encode`](crate::transport::encode)).
+    fn publish_encoded(
+        &self,
+        event: EncodedEvent,
+    ) -> impl Future<Output = Result<Published, PublishError>> + Send;
+
+    /// This bus as a [`Publisher`], for code that publishes without knowing the bus type.
+    fn publisher(&self) -> Arc<dyn Publisher>;
+
+    /// Discovers the subscribers, runs the start checks, and starts delivering.
+    fn start(&self) -> impl Future<Output = Result<Self::Running, StartError>> + Send;
+
+    /// What the bus did so far: published events, and each running subscriber's counters.
+    fn stats(&self) -> BusStats;
+
+    /// Every dead letter of the bus's event types, oldest first per stream.
+    fn dead_letters(&self)
+        -> impl Future<Output = Result<Vec<DeadLetter>, DeadLetterError>> + Send;
+
+    /// Delivers a dead letter again, as a first attempt, to the one subscriber that failed it
+    /// (it must be running in this bus).
+    fn replay_dead_letter(
+        &self,
+        letter: &DeadLetter,
+    ) -> impl Future<Output = Result<(), DeadLetterError>> + Send;
+
+    /// Replays every dead letter; returns how many.
+    fn replay_all_dead_letters(
+        &self,
+    ) -> impl Future<Output = Result<usize, DeadLetterError>> + Send {
+        async move {
+            let letters = self.dead_letters().await?;
+            for letter in &letters {
+                self.replay_dead_letter(letter).await?;
+            }
+            Ok(letters.len())
+        }
+    }
+
+    /// Deletes every dead letter of the bus's event types; returns how many there were.
+    fn purge_dead_letters(&self) -> impl Future<Output = Result<usize, DeadLetterError>> + Send;
+}
+
+/// A started bus: wait for it to settle, look at what it does, shut it down.
+pub trait RunningBus: fmt::Debug + Send + Sync + Sized + 'static {
+    /// The bus it runs.
+    type Bus: Bus<Running = Self>;
+
+    /// The bus.
+    fn bus(&self) -> &Self::Bus;
+
+    /// The names of the running subscribers, sorted.
+    fn subscribers(&self) -> Vec<&str>;
+
+    /// What the bus did so far (the same as [`Bus::stats`]).
+    fn stats(&self) -> BusStats {
+        self.bus().stats()
+    }
+
+    /// Waits until every event delivered to the running subscribers so far was handled or
+    /// dead-lettered, retries included (on Redis: each subscriber's group has no lag and no
+    /// pending entry, and every acknowledgement is confirmed, so [`RunningBus::stats`] is up to
+    /// date). It waits as long as that takes: wrap it in `tokio::time::timeout` where a
+    /// subscriber may never catch up (its entries held by a consumer in another process, say).
+    fn idle(&self) -> impl Future<Output = ()> + Send + '_;
+
+    /// Graceful shutdown: stop taking events, let in-flight handlers finish within the
+    /// shutdown deadline, acknowledge what they handled, close. Publishing afterwards fails.
+    fn shutdown(self) -> impl Future<Output = Result<(), ShutdownError>> + Send;
+}

@@ -1,0 +1,86 @@
+//! [`Message`]: one delivery of one stream entry to one subscriber, as a transport hands it to
+//! the [`WorkerPool`](crate::transport::WorkerPool).
+
+use std::fmt;
+use std::sync::Arc;
+
+/// One delivery of one entry to one subscriber.
+#[non_exhaustive]
+pub struct Message {
+    /// The transport's id (the stream entry id).
+    pub id: Arc<str>,
+    /// The envelope JSON.
+    pub payload: Vec<u8>,
+    /// Failed handler runs of this entry so far, as the transport recorded them (0 for a first
+    /// delivery). The handler's attempt number is `runs + 1`.
+    pub runs: u32,
+    /// How many times the transport delivered the entry, this delivery included (the pending
+    /// list's delivery count on Redis). It feeds the crash-loop guard only.
+    pub deliveries: u32,
+    /// The entry's other fields, kept for dead letters.
+    pub fields: Vec<(String, Vec<u8>)>,
+    /// Set when this delivery replays a dead letter: that dead letter's id.
+    pub replay_of: Option<Arc<str>>,
+    /// Set by [`WorkerPool::handle`](crate::transport::WorkerPool::handle) when the delivery
+    /// runs on the feeder's own task: the feeder knows its outcome when `handle` returns, so a
+    /// sink may leave work for the feeder to do for a whole batch at once (acknowledging, say).
+    pub in_place: bool,
+    hold: Option<Box<dyn Send + Sync>>,
+}
+
+impl Message {
+    /// A first delivery: no runs yet, delivered once.
+    pub fn new(id: impl Into<Arc<str>>, payload: Vec<u8>) -> Self {
+        Self {
+            id: id.into(),
+            payload,
+            runs: 0,
+            deliveries: 1,
+            fields: Vec::new(),
+            replay_of: None,
+            in_place: false,
+            hold: None,
+        }
+    }
+
+    /// Sets what the transport knows of the entry's history: failed handler runs recorded, and
+    /// deliveries counted (this one included).
+    pub fn with_history(mut self, runs: u32, deliveries: u32) -> Self {
+        self.runs = runs;
+        self.deliveries = deliveries.max(1);
+        self
+    }
+
+    /// Marks this delivery as the replay of dead letter `id`.
+    pub fn replaying(mut self, id: impl Into<Arc<str>>) -> Self {
+        self.replay_of = Some(id.into());
+        self
+    }
+
+    /// Keeps the entry's other fields.
+    pub fn with_fields(mut self, fields: Vec<(String, Vec<u8>)>) -> Self {
+        self.fields = fields;
+        self
+    }
+
+    /// Attaches a value dropped when the delivery ends, however it ends (handled,
+    /// dead-lettered, or abandoned at shutdown): how a transport tracks what is in flight, to
+    /// keep its lease on it.
+    pub fn holding(mut self, guard: impl Send + Sync + 'static) -> Self {
+        self.hold = Some(Box::new(guard));
+        self
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("id", &self.id)
+            .field("payload_len", &self.payload.len())
+            .field("runs", &self.runs)
+            .field("deliveries", &self.deliveries)
+            .field("replay_of", &self.replay_of)
+            .field("in_place", &self.in_place)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,107 @@
+//! Maintenance: a periodic round of claims, consumer clean-up and retention for one
+//! subscriber. Rounds are jittered (the first one starts at a random point of the interval,
+//! later ones vary by ±10 %), so the subscribers of a process do not all tick together.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use event_bus_core::transport::WorkerPool;
+use redis::streams::{StreamInfoConsumersReply, StreamPendingCountReply};
+use redis::{cmd, RedisResult, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::reader::sleep_unless_stopped;
+use super::{claims, ConsumerShared, RedisSink};
+use crate::config::Retention;
+
+/// What maintenance does, and how often.
+pub(crate) struct Settings {
+    pub(crate) claim_idle: Duration,
+    pub(crate) interval: Duration,
+    pub(crate) consumer_idle_timeout: Duration,
+    pub(crate) retention: Retention,
+    pub(crate) batch: usize,
+}
+
+/// `interval` scaled by a random factor in `[low, high)`.
+fn jittered(interval: Duration, low: f64, high: f64) -> Duration {
+    interval.mul_f64(low + (high - low) * fastrand::f64())
+}
+
+pub(crate) async fn maintenance_loop(
+    shared: Arc<ConsumerShared>,
+    pool: Arc<WorkerPool<RedisSink>>,
+    settings: Settings,
+    stop: CancellationToken,
+) {
+    let mut delay = jittered(settings.interval, 0.0, 1.0);
+    loop {
+        sleep_unless_stopped(delay, &stop).await;
+        if stop.is_cancelled() {
+            return;
+        }
+        delay = jittered(settings.interval, 0.9, 1.1);
+        if let Err(e) =
+            claims::claim_stale(&shared, &pool, settings.claim_idle, settings.batch, &stop).await
+        {
+            tracing::warn!(stream = %shared.stream, group = %shared.group, error = %e, "claiming stale entries failed");
+        }
+        if let Err(e) = remove_idle_consumers(&shared, settings.consumer_idle_timeout).await {
+            tracing::warn!(stream = %shared.stream, group = %shared.group, error = %e, "removing idle consumers failed");
+        }
+        if let Err(e) = crate::retention::apply(
+            &shared.conn,
+            &shared.stream,
+            settings.retention,
+            &shared.counters,
+        )
+        .await
+        {
+            tracing::warn!(stream = %shared.stream, error = %e, "retention failed");
+        }
+    }
+}
+
+/// Removes consumers of the group that have been idle for `timeout` and hold no pending
+/// entries. A consumer with pending entries is never removed.
+async fn remove_idle_consumers(shared: &ConsumerShared, timeout: Duration) -> RedisResult<()> {
+    let mut conn = shared.conn.clone();
+    let info: StreamInfoConsumersReply = cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(&shared.stream)
+        .arg(&shared.group)
+        .query_async(&mut conn)
+        .await?;
+    let timeout_ms = usize::try_from(timeout.as_millis()).unwrap_or(usize::MAX);
+    for consumer in info.consumers {
+        if consumer.name.is_empty()
+            || consumer.name == shared.consumer
+            || consumer.pending != 0
+            || consumer.idle < timeout_ms
+        {
+            continue;
+        }
+        // DELCONSUMER would drop pending entries: re-check the count right before.
+        let still: StreamPendingCountReply = cmd("XPENDING")
+            .arg(&shared.stream)
+            .arg(&shared.group)
+            .arg("-")
+            .arg("+")
+            .arg(1)
+            .arg(&consumer.name)
+            .query_async(&mut conn)
+            .await?;
+        if !still.ids.is_empty() {
+            continue;
+        }
+        let _: Value = cmd("XGROUP")
+            .arg("DELCONSUMER")
+            .arg(&shared.stream)
+            .arg(&shared.group)
+            .arg(&consumer.name)
+            .query_async(&mut conn)
+            .await?;
+        tracing::info!(stream = %shared.stream, group = %shared.group, consumer = %consumer.name, "removed idle consumer");
+    }
+    Ok(())
+}

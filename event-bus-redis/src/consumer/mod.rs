@@ -1,0 +1,448 @@
+//! One subscriber's consumer in this process, split along its seams:
+//!
+//! - [`reader`]: the blocking `XREADGROUP` loop, which hands entries to the core's worker pool
+//!   (handling them on its own task when the subscriber runs one at a time);
+//! - [`acks`]: the one owner of acknowledgements, and where "handled" is counted;
+//! - [`leases`]: keeps held entries from being claimed while their handlers run;
+//! - [`claims`]: crash recovery, claiming entries other consumers left pending;
+//! - [`maintenance`]: the periodic, jittered round of claims, consumer clean-up and retention.
+//!
+//! This module holds what they share, the [`RedisSink`] through which the core reports
+//! outcomes, and the consumer's life cycle: one cancellation signal, and a deadline on every
+//! join at shutdown.
+
+mod acks;
+mod claims;
+mod leases;
+mod maintenance;
+mod reader;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use event_bus_core::transport::{
+    Dispatcher, GiveUp, Message, Sink, SubscriberCounters, WorkerPool,
+};
+use event_bus_core::{Failure, ShutdownError, StartFrom};
+use redis::aio::ConnectionManager;
+use redis::{cmd, Client, RedisResult, Value};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::RedisConfig;
+use crate::connection::{Backoff, BlockingConnection};
+use crate::dead_letter::{self, DeadLetterFields};
+use crate::groups::ensure_group;
+use crate::keys::{dead_letter_stream, runs_key};
+use crate::reply::{self, Entry, StreamId};
+use crate::runs;
+use acks::{Ack, Acks};
+use leases::Leases;
+
+/// What the parts of one consumer share.
+pub(crate) struct ConsumerShared {
+    pub(crate) stream: String,
+    pub(crate) dl_stream: String,
+    pub(crate) runs_key: String,
+    pub(crate) group: String,
+    pub(crate) consumer: String,
+    pub(crate) conn: ConnectionManager,
+    pub(crate) counters: Arc<SubscriberCounters>,
+    pub(crate) acks: Arc<Acks>,
+    pub(crate) leases: Arc<Leases>,
+}
+
+impl ConsumerShared {
+    /// A delivery of `entry`, leased until it ends; `None` (and a dead letter) when the entry
+    /// has no `event` field and so cannot be one.
+    async fn delivery(
+        &self,
+        pool: &WorkerPool<RedisSink>,
+        mut entry: Entry,
+        runs: u32,
+        deliveries: u32,
+    ) -> Option<Message> {
+        let id: Arc<str> = Arc::from(std::mem::take(&mut entry.id));
+        let lease = self.leases.hold(&id);
+        match entry.take_field("event") {
+            Some(payload) => Some(
+                Message::new(id, payload)
+                    .with_history(runs, deliveries)
+                    .holding(lease),
+            ),
+            None => {
+                let message = Message::new(id, Vec::new())
+                    .with_history(runs, deliveries)
+                    .with_fields(entry.into_text_fields())
+                    .holding(lease);
+                pool.sink()
+                    .dead_letter(
+                        message,
+                        Failure::new(
+                            event_bus_core::FailureKind::Decode,
+                            "stream entry has no `event` field",
+                        ),
+                        GiveUp::Rejected,
+                    )
+                    .await;
+                None
+            }
+        }
+    }
+
+    async fn delete_dead_letter(&self, id: &str) -> bool {
+        let mut conn = self.conn.clone();
+        let result: RedisResult<Value> = cmd("XDEL")
+            .arg(&self.dl_stream)
+            .arg(id)
+            .query_async(&mut conn)
+            .await;
+        match result {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(stream = %self.dl_stream, id, error = %e,
+                    "could not delete a replayed dead letter; it stays listed");
+                false
+            }
+        }
+    }
+
+    /// The entry's fields as stored (for the dead letter); empty if it is gone.
+    async fn original_fields(&self, id: &str) -> Vec<(String, Vec<u8>)> {
+        let mut conn = self.conn.clone();
+        let result: RedisResult<Value> = cmd("XRANGE")
+            .arg(&self.stream)
+            .arg(id)
+            .arg(id)
+            .query_async(&mut conn)
+            .await;
+        match result {
+            Ok(v) => reply::entries(v)
+                .into_iter()
+                .next()
+                .map(Entry::into_text_fields)
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Queues the acknowledgement of `message`.
+    fn acknowledge(&self, message: &Message, handled: bool) {
+        match StreamId::parse(&message.id) {
+            Some(id) => self.acks.push(Ack { id, handled }, !message.in_place),
+            None => tracing::error!(stream = %self.stream, id = %message.id,
+                "not a stream entry id; cannot acknowledge it"),
+        }
+    }
+
+    async fn forget_runs(&self, message: &Message) {
+        if message.runs > 0 {
+            let mut conn = self.conn.clone();
+            runs::clear(&mut conn, &self.runs_key, &[&message.id]).await;
+        }
+    }
+}
+
+/// The outcomes of deliveries, carried out on Redis.
+pub(crate) struct RedisSink {
+    shared: Arc<ConsumerShared>,
+}
+
+impl Sink for RedisSink {
+    async fn handled(&self, message: Message) {
+        let shared = &self.shared;
+        match &message.replay_of {
+            Some(letter) => {
+                // A replay is not pending anywhere: it is done once its dead letter is gone.
+                if shared.delete_dead_letter(letter).await {
+                    SubscriberCounters::add(&shared.counters.handled, 1);
+                }
+            }
+            None => {
+                shared.acknowledge(&message, true);
+                shared.forget_runs(&message).await;
+            }
+        }
+    }
+
+    async fn dead_letter(&self, message: Message, failure: Failure, give_up: GiveUp) {
+        let shared = &self.shared;
+        let mut original = if message.replay_of.is_some() {
+            Vec::new()
+        } else {
+            shared.original_fields(&message.id).await
+        };
+        if original.is_empty() {
+            original = message.fields.clone();
+            if !message.payload.is_empty() {
+                original.push(("event".to_owned(), message.payload.clone()));
+            }
+        }
+        let reason = give_up.describe(message.runs);
+        let mut conn = shared.conn.clone();
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+        let mut tries = 0;
+        loop {
+            let written = dead_letter::write(
+                &mut conn,
+                &shared.dl_stream,
+                &original,
+                DeadLetterFields {
+                    source_stream: &shared.stream,
+                    source_message_id: &message.id,
+                    subscriber: &shared.group,
+                    deliveries: message.deliveries,
+                    runs: message.runs,
+                    reason: &reason,
+                    failure: &failure,
+                },
+            )
+            .await;
+            match written {
+                Ok(dl_id) => {
+                    tracing::warn!(
+                        stream = %shared.stream, subscriber = %shared.group, message_id = %message.id,
+                        dead_letter = %dl_id, runs = message.runs, deliveries = message.deliveries,
+                        %reason, %failure, "dead-lettered"
+                    );
+                    break;
+                }
+                Err(e) => {
+                    tries += 1;
+                    if tries >= 5 {
+                        tracing::error!(stream = %shared.stream, message_id = %message.id, error = %e,
+                            "could not write the dead letter; the entry stays pending and will come back");
+                        return;
+                    }
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
+        SubscriberCounters::add(&shared.counters.dead_lettered, 1);
+        match &message.replay_of {
+            Some(letter) => {
+                shared.delete_dead_letter(letter).await;
+            }
+            None => {
+                shared.acknowledge(&message, false);
+                shared.forget_runs(&message).await;
+            }
+        }
+    }
+
+    async fn failed(&self, message: &Message) -> bool {
+        if message.replay_of.is_some() {
+            return true;
+        }
+        let shared = &self.shared;
+        let mut conn = shared.conn.clone();
+        if let Err(e) = runs::record(&mut conn, &shared.runs_key, &message.id, message.runs).await {
+            // The local count stays exact; the record catches up with the next failed run.
+            tracing::warn!(stream = %shared.stream, group = %shared.group, message_id = %message.id,
+                error = %e, "could not record a failed handler run; retrying anyway");
+            return true;
+        }
+        match leases::renew(
+            &mut conn,
+            &shared.stream,
+            &shared.group,
+            &shared.consumer,
+            &[&message.id],
+        )
+        .await
+        {
+            Ok(lost) if lost.is_empty() => true,
+            Ok(_) => {
+                tracing::warn!(stream = %shared.stream, group = %shared.group, message_id = %message.id,
+                    "entry acknowledged, claimed by another consumer or deleted before its retry; dropping the retry");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(stream = %shared.stream, group = %shared.group, message_id = %message.id,
+                    error = %e, "could not check the lease before a retry; retrying anyway");
+                true
+            }
+        }
+    }
+}
+
+/// A running consumer: its tasks, its pool, and its shutdown.
+pub(crate) struct Consumer {
+    pub(crate) name: String,
+    pub(crate) event_type: &'static str,
+    pub(crate) pool: Arc<WorkerPool<RedisSink>>,
+    pub(crate) counters: Arc<SubscriberCounters>,
+    shared: Arc<ConsumerShared>,
+    /// Stops reading and maintenance.
+    stop: CancellationToken,
+    /// Stops the acknowledgement flusher and lease renewals, once nothing is in flight.
+    close: CancellationToken,
+    tracker: TaskTracker,
+    reader: JoinHandle<()>,
+    maintenance: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("name", &self.name)
+            .field("stream", &self.shared.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    /// Creates the group (if missing) and starts the tasks. `stop` is the bus's shutdown
+    /// signal; the consumer's tasks take child tokens of it.
+    pub(crate) async fn start(
+        dispatcher: Dispatcher,
+        stream: String,
+        client: Client,
+        mut conn: ConnectionManager,
+        consumer: String,
+        config: &RedisConfig,
+        stop: &CancellationToken,
+    ) -> RedisResult<Self> {
+        let subscriber = dispatcher.subscriber().clone();
+        let group = subscriber.name().to_owned();
+        let start = match subscriber.options().start {
+            StartFrom::Earliest => "0",
+            _ => "$",
+        };
+        ensure_group(&mut conn, &stream, &group, start).await?;
+
+        let counters = Arc::new(SubscriberCounters::default());
+        let shared = Arc::new(ConsumerShared {
+            dl_stream: dead_letter_stream(&stream),
+            runs_key: runs_key(&stream, &group),
+            acks: Arc::new(Acks::new(&stream, &group, Arc::clone(&counters))),
+            leases: Arc::new(Leases::default()),
+            stream,
+            group,
+            consumer,
+            conn,
+            counters: Arc::clone(&counters),
+        });
+        let capacity = config.read_batch * 2;
+        let pool = Arc::new(WorkerPool::new(
+            dispatcher,
+            RedisSink {
+                shared: Arc::clone(&shared),
+            },
+            Arc::clone(&counters),
+            capacity,
+        ));
+        let stop = stop.child_token();
+        let close = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let reader = tracker.spawn(reader::read_loop(
+            Arc::clone(&shared),
+            Arc::clone(&pool),
+            BlockingConnection::new(client, config.block, config.response_timeout),
+            config.block,
+            config.read_batch,
+            stop.clone(),
+        ));
+        let maintenance = tracker.spawn(maintenance::maintenance_loop(
+            Arc::clone(&shared),
+            Arc::clone(&pool),
+            maintenance::Settings {
+                claim_idle: config.claim_idle,
+                interval: config.claim_interval,
+                consumer_idle_timeout: config.consumer_idle_timeout,
+                retention: config.retention,
+                batch: config.read_batch,
+            },
+            stop.clone(),
+        ));
+        tracker.spawn(acks::flush_loop(
+            Arc::clone(&shared.acks),
+            shared.conn.clone(),
+            close.clone(),
+            config.response_timeout,
+        ));
+        tracker.spawn(leases::renew_loop(
+            Arc::clone(&shared.leases),
+            leases::Renewal {
+                stream: shared.stream.clone(),
+                group: shared.group.clone(),
+                consumer: shared.consumer.clone(),
+                conn: shared.conn.clone(),
+                every: (config.claim_idle / 3).max(Duration::from_millis(10)),
+            },
+            close.clone(),
+        ));
+        tracker.close();
+        Ok(Self {
+            name: shared.group.clone(),
+            event_type: subscriber.event_type(),
+            pool,
+            counters,
+            shared,
+            stop,
+            close,
+            tracker,
+            reader,
+            maintenance,
+        })
+    }
+
+    /// Signals the consumer to stop reading (the first step of a shutdown).
+    pub(crate) fn begin_shutdown(&self) {
+        self.stop.cancel();
+        self.pool.begin_shutdown();
+    }
+
+    /// Whether nothing read is still held in this process, and every acknowledgement is
+    /// confirmed.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.pool.held() == 0 && self.shared.acks.settled()
+    }
+
+    /// Stops reading, drains the pool, sends the last acknowledgements, all by `deadline`
+    /// (a little longer for the last acknowledgements, which are never cut short by a handler
+    /// that overran).
+    pub(crate) async fn shutdown(self, deadline: Instant) -> Result<(), ShutdownError> {
+        self.begin_shutdown();
+        let Self {
+            pool,
+            close,
+            tracker,
+            mut reader,
+            mut maintenance,
+            shared,
+            ..
+        } = self;
+        // The reader finishes its current read (at most one BLOCK) and handles or hands over
+        // what it got; whatever still runs at the deadline is counted by the pool, then stopped.
+        let _ = tokio::time::timeout_at(deadline, &mut reader).await;
+        let _ = tokio::time::timeout_at(deadline, &mut maintenance).await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let result = pool.shutdown(left).await;
+        reader.abort();
+        maintenance.abort();
+        // What was handled is acknowledged now, for as long as one more response timeout.
+        shared.acks.flush_soon();
+        close.cancel();
+        let grace = Duration::from_secs(5);
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::error!(stream = %shared.stream, group = %shared.group,
+                "consumer tasks did not stop in time");
+        }
+        result
+    }
+}
+
+impl Consumer {
+    /// The stream it reads.
+    pub(crate) fn stream(&self) -> &str {
+        &self.shared.stream
+    }
+
+    /// Sends what is waiting to be acknowledged now, instead of with the next read.
+    pub(crate) fn flush_acks(&self) {
+        self.shared.acks.flush_soon();
+    }
+}

@@ -1,0 +1,139 @@
+//! The reader: one blocking `XREADGROUP` at a time on a connection of its own, each read
+//! carrying the acknowledgements of the batch before it, and the entries read handed to the
+//! core's worker pool (handled on this task when the subscriber runs one at a time).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use event_bus_core::transport::{SubscriberCounters, WorkerPool};
+use redis::cmd;
+use tokio_util::sync::CancellationToken;
+
+use super::{ConsumerShared, RedisSink};
+use crate::connection::{is_nogroup, Backoff, BlockingConnection};
+use crate::groups::ensure_group;
+use crate::reply::{self, Entry};
+
+/// How long the acknowledgements of a batch handled in place may wait to go out with the next
+/// read. A quick batch (the common case) costs no round trip of its own; a slow one has its
+/// handled entries acknowledged as it goes.
+pub(crate) const ACK_WITH_READ_FOR: Duration = Duration::from_millis(100);
+
+/// Handles what one read fetched, in order. Every entry is leased as soon as it is read, so
+/// that the ones waiting behind a slow handler are not claimed by another consumer.
+async fn handle_batch(shared: &ConsumerShared, pool: &WorkerPool<RedisSink>, entries: Vec<Entry>) {
+    let mut deliveries = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if let Some(message) = shared.delivery(pool, entry, 0, 1).await {
+            deliveries.push(message);
+        }
+    }
+    let flush_at = tokio::time::sleep(ACK_WITH_READ_FOR);
+    tokio::pin!(flush_at);
+    let mut slow = false;
+    for message in deliveries {
+        if slow {
+            pool.handle(message).await;
+            shared.acks.flush_soon();
+            continue;
+        }
+        let handling = pool.handle(message);
+        tokio::pin!(handling);
+        tokio::select! {
+            biased;
+            _ = &mut handling => {}
+            () = &mut flush_at => {
+                slow = true;
+                shared.acks.flush_soon();
+                handling.await;
+                shared.acks.flush_soon();
+            }
+        }
+    }
+}
+
+pub(crate) async fn read_loop(
+    shared: Arc<ConsumerShared>,
+    pool: Arc<WorkerPool<RedisSink>>,
+    mut conn: BlockingConnection,
+    block: Duration,
+    batch: usize,
+    stop: CancellationToken,
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    let block_ms = u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1);
+    let mut text = Vec::new();
+    while !stop.is_cancelled() {
+        // Never more than the pool has room for: reads are bounded.
+        let count = batch.min(pool.room().max(1));
+        let mut read = cmd("XREADGROUP");
+        read.arg("GROUP")
+            .arg(&shared.group)
+            .arg(&shared.consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(block_ms)
+            .arg("STREAMS")
+            .arg(&shared.stream)
+            .arg(">");
+        // Read, then handle what was read before reading again: the reply is parsed and its
+        // entries handled and freed on one thread, and a stop lets what was read be handled.
+        // What was handled since the last read is acknowledged in the same round trip.
+        let acks = shared.acks.take();
+        let result = if acks.is_empty() {
+            conn.query(&read).await
+        } else {
+            let xack = shared.acks.command(&acks, &mut text);
+            match conn.query_after(xack, read).await {
+                Ok((Ok(_), read_result)) => {
+                    shared.acks.confirmed(&acks);
+                    read_result
+                }
+                Ok((Err(e), read_result)) => {
+                    tracing::warn!(stream = %shared.stream, group = %shared.group, error = %e,
+                        "XACK failed; sent again with the next read");
+                    shared.acks.put_back(acks);
+                    read_result
+                }
+                Err(e) => {
+                    // Not known to be applied: sent again with the next read (acknowledging
+                    // twice is harmless), on a fresh connection.
+                    shared.acks.put_back(acks);
+                    Err(e)
+                }
+            }
+        };
+        match result {
+            Ok(reply) => {
+                backoff.reset();
+                handle_batch(&shared, &pool, reply::read_reply(reply)).await;
+            }
+            Err(e) if is_nogroup(&e) => {
+                // The stream or its group is gone (deleted, or Redis lost its data): recreate
+                // it from the beginning so nothing published since is missed.
+                tracing::warn!(stream = %shared.stream, group = %shared.group, "NOGROUP: recreating the consumer group");
+                SubscriberCounters::add(&shared.counters.groups_recreated, 1);
+                let mut c = shared.conn.clone();
+                if let Err(e) = ensure_group(&mut c, &shared.stream, &shared.group, "0").await {
+                    tracing::warn!(stream = %shared.stream, error = %e, "could not recreate the group");
+                    sleep_unless_stopped(backoff.next_delay(), &stop).await;
+                }
+            }
+            Err(e) => {
+                SubscriberCounters::add(&shared.counters.reconnects, 1);
+                let delay = backoff.next_delay();
+                tracing::warn!(stream = %shared.stream, group = %shared.group, error = %e,
+                    retry_in_ms = delay.as_millis() as u64, "read failed; reconnecting");
+                sleep_unless_stopped(delay, &stop).await;
+            }
+        }
+    }
+}
+
+pub(crate) async fn sleep_unless_stopped(delay: Duration, stop: &CancellationToken) {
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {}
+        () = stop.cancelled() => {}
+    }
+}

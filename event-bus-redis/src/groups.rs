@@ -1,0 +1,65 @@
+//! Consumer groups: creating them, reading their state (`XINFO GROUPS`, typed), finding the
+//! groups on the bus's streams that no subscriber of this binary owns, and telling whether a
+//! group has caught up.
+
+use redis::aio::ConnectionManager;
+use redis::streams::StreamInfoGroupsReply;
+use redis::{cmd, RedisResult, Value};
+
+use crate::connection::{is_busygroup, is_no_such_key};
+
+/// `XGROUP CREATE stream group $|0 MKSTREAM`; an existing group is kept as it is.
+pub(crate) async fn ensure_group(
+    conn: &mut ConnectionManager,
+    stream: &str,
+    group: &str,
+    start: &str,
+) -> RedisResult<()> {
+    let result: RedisResult<Value> = cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(group)
+        .arg(start)
+        .arg("MKSTREAM")
+        .query_async(conn)
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_busygroup(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The groups of `stream` (none when the stream does not exist).
+pub(crate) async fn groups(
+    conn: &mut ConnectionManager,
+    stream: &str,
+) -> RedisResult<StreamInfoGroupsReply> {
+    let result: RedisResult<StreamInfoGroupsReply> = cmd("XINFO")
+        .arg("GROUPS")
+        .arg(stream)
+        .query_async(conn)
+        .await;
+    match result {
+        Err(e) if is_no_such_key(&e) => Ok(StreamInfoGroupsReply::default()),
+        other => other,
+    }
+}
+
+/// A consumer group on one of the bus's streams that no subscriber of this binary owns: another
+/// service's subscriber, or the old name of a subscriber that was renamed (whose lag then
+/// grows, unhandled).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ForeignGroup {
+    /// The stream.
+    pub stream: String,
+    /// The group's name.
+    pub group: String,
+    /// Entries not yet delivered to the group (`None` when Redis cannot tell).
+    pub lag: Option<u64>,
+    /// Entries delivered to the group and not acknowledged.
+    pub pending: u64,
+    /// Consumers in the group.
+    pub consumers: u64,
+}

@@ -6,11 +6,11 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::dead_letter::{DeadLetter, DeadLetterError};
+use crate::dead_letter::{DeadLetter, DeadLetterError, DeadLetterFilter, ReplaySummary};
 use crate::envelope::Envelope;
 use crate::error::{PublishError, ShutdownError, StartError};
 use crate::event::Event;
-use crate::publish::{encode, encode_envelope, EncodedEvent, Published, Publisher};
+use crate::publish::{encode, encode_envelope, Channels, EncodedEvent, Published, Publisher};
 use crate::stats::BusStats;
 
 /// An event bus: publish typed events, start the subscribers linked into the binary, and look
@@ -18,7 +18,11 @@ use crate::stats::BusStats;
 ///
 /// Semantics every bus keeps:
 ///
-/// - **Publishing validates first** and writes nothing when validation fails.
+/// - **Publishing validates first** and writes nothing when validation fails. It writes to the
+///   event type's channels ([`Event::CHANNELS`], `global` by default) or to those named with
+///   [`Bus::publish_on`]; a subscriber reads one channel (`global` unless it names another),
+///   and receives what is published to its channel (in the per-event-type layout every channel
+///   shares the type's one stream, so every subscriber of the type receives it).
 /// - **Before [`start`](Bus::start)**, a publish is kept for this bus's own subscribers of
 ///   that event type: they receive it once they start, whatever their
 ///   [`StartFrom`](crate::StartFrom) (which only places a *new* group relative to events others
@@ -70,6 +74,20 @@ pub trait Bus: Clone + fmt::Debug + Send + Sync + 'static {
         async move { self.publish_encoded(encoded?).await }
     }
 
+    /// Like [`Bus::publish`], to the channels named here instead of the event type's own
+    /// ([`Event::CHANNELS`]): one entry per channel's stream, each naming its channel.
+    fn publish_on<E: Event>(
+        &self,
+        channels: &[&str],
+        event: E,
+    ) -> impl Future<Output = Result<Published, PublishError>> + Send {
+        let encoded = encode(event).map(|mut e| {
+            e.channels = Channels::Named(channels.iter().map(|c| (*c).to_owned()).collect());
+            e
+        });
+        async move { self.publish_encoded(encoded?).await }
+    }
+
     /// Like [`Bus::publish`], keeping the envelope's id and timestamp (a publish retried
     /// after a timeout reuses its envelope).
     fn publish_envelope<E: Event>(
@@ -96,32 +114,57 @@ pub trait Bus: Clone + fmt::Debug + Send + Sync + 'static {
     /// What the bus did so far: published events, and each running subscriber's counters.
     fn stats(&self) -> BusStats;
 
-    /// Every dead letter of the bus's event types, oldest first per stream.
+    /// Every dead letter of the bus's event types, oldest first per stream, including the
+    /// [foreign](DeadLetter#foreign-letters) ones another implementation (the seed system)
+    /// wrote to the same streams, flagged [`DeadLetter::foreign`].
     fn dead_letters(&self)
         -> impl Future<Output = Result<Vec<DeadLetter>, DeadLetterError>> + Send;
 
     /// Delivers a dead letter again, as a first attempt, to the one subscriber that failed it
-    /// (it must be running in this bus).
+    /// (it must be running in this bus). A [foreign](DeadLetter#foreign-letters) letter names
+    /// no subscriber and fails with [`DeadLetterError::Foreign`].
     fn replay_dead_letter(
         &self,
         letter: &DeadLetter,
     ) -> impl Future<Output = Result<(), DeadLetterError>> + Send;
 
-    /// Replays every dead letter; returns how many.
+    /// Replays every dead letter this implementation wrote, skipping (and logging the count
+    /// of) the [foreign](DeadLetter#foreign-letters) ones; stops at the first replay that
+    /// fails. Each replayed letter stays listed until its replay is handled.
     fn replay_all_dead_letters(
         &self,
-    ) -> impl Future<Output = Result<usize, DeadLetterError>> + Send {
+    ) -> impl Future<Output = Result<ReplaySummary, DeadLetterError>> + Send {
         async move {
             let letters = self.dead_letters().await?;
+            let mut summary = ReplaySummary::default();
             for letter in &letters {
+                if letter.foreign {
+                    summary.skipped_foreign += 1;
+                    continue;
+                }
                 self.replay_dead_letter(letter).await?;
+                summary.replayed += 1;
             }
-            Ok(letters.len())
+            if summary.skipped_foreign > 0 {
+                tracing::warn!(
+                    replayed = summary.replayed,
+                    skipped_foreign = summary.skipped_foreign,
+                    "skipped dead letters written by another implementation (the seed system): \
+                     they name no subscriber; replay them with that system's own tooling"
+                );
+            }
+            Ok(summary)
         }
     }
 
-    /// Deletes every dead letter of the bus's event types; returns how many there were.
-    fn purge_dead_letters(&self) -> impl Future<Output = Result<usize, DeadLetterError>> + Send;
+    /// Deletes the dead letters of the bus's event types that `filter` selects (by default,
+    /// [`DeadLetterFilter::ours`]: every letter this implementation wrote, none of the seed's);
+    /// returns how many it deleted. On Redis each letter is deleted by id (`XDEL`), never the
+    /// stream: letters written meanwhile, and those the filter leaves out, stay as they are.
+    fn purge_dead_letters(
+        &self,
+        filter: DeadLetterFilter,
+    ) -> impl Future<Output = Result<usize, DeadLetterError>> + Send;
 }
 
 /// A started bus: wait for it to settle, look at what it does, shut it down.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
 use crate::event::Event;
+use crate::omit_none::OmitNone;
 
 /// An event with its identity: what handlers receive and what goes on a stream.
 ///
@@ -70,6 +71,38 @@ impl<E> Envelope<E> {
     pub fn with_timestamp(mut self, timestamp: DateTime<Utc>) -> Self {
         self.timestamp = timestamp;
         self
+    }
+}
+
+/// An envelope as the wire has it: what [`Envelope`]'s `Serialize` writes, except that the
+/// payload's own `None` fields are left out unless the event type says `#[event(none_as_null)]`
+/// ([`Event::OMIT_NONE`]). This is what a publish writes.
+pub(crate) struct WireEnvelope<'a, E>(pub(crate) &'a Envelope<E>);
+
+impl<E: Event> Serialize for WireEnvelope<'_, E> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+
+        /// The timestamp, written by `js_timestamp`.
+        struct Timestamp<'a>(&'a DateTime<Utc>);
+        impl Serialize for Timestamp<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                js_timestamp::serialize(self.0, serializer)
+            }
+        }
+
+        let envelope = self.0;
+        // The fields and their order are `Envelope`'s derived ones.
+        let mut out = serializer.serialize_struct("Envelope", 4)?;
+        out.serialize_field("id", &envelope.id)?;
+        out.serialize_field("eventType", &envelope.event_type)?;
+        out.serialize_field("timestamp", &Timestamp(&envelope.timestamp))?;
+        if E::OMIT_NONE {
+            out.serialize_field("payload", &OmitNone(&envelope.payload))?;
+        } else {
+            out.serialize_field("payload", &envelope.payload)?;
+        }
+        out.end()
     }
 }
 

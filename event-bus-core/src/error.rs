@@ -32,6 +32,12 @@ pub enum PublishError {
     /// The bus is shut down.
     #[error("the bus is shut down")]
     Closed,
+    /// The publish named no channel; nothing was written.
+    #[error("no channel to publish the {event_type} event to: name at least one")]
+    NoChannel {
+        /// The event type.
+        event_type: &'static str,
+    },
     /// The transport (Redis) failed; the event may or may not have been written.
     #[error("could not write the {event_type} event: {source}")]
     Transport {
@@ -120,6 +126,15 @@ pub enum StartError {
     NoSubscribers {
         /// The event types the registry knows.
         events: Vec<String>,
+    },
+    /// A subscriber took a reserved consumer-group name (`event-processors`, the seed's one
+    /// group) without the builder allowing it.
+    #[error("subscriber {subscriber:?} ({location}) would join the consumer group of the same name, which the seed system uses for all its subscribers: it would take the seed's entries away from it. Rename the subscriber, or, if sharing that group is intended, allow it with `.allow_group_name({subscriber:?})`")]
+    ReservedName {
+        /// The subscriber (and group) name.
+        subscriber: String,
+        /// Where it is declared.
+        location: String,
     },
     /// The bus is misconfigured (for example, no Redis URL).
     #[error("invalid configuration: {0}")]

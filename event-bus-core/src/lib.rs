@@ -55,6 +55,7 @@ mod envelope;
 mod error;
 mod event;
 mod memory;
+mod omit_none;
 mod publish;
 mod registry;
 mod stats;
@@ -64,13 +65,14 @@ mod validation;
 
 pub use bus::{Bus, RunningBus};
 pub use context::{Context, State, StateKey, StateMap};
-pub use dead_letter::{DeadLetter, DeadLetterError};
+pub use dead_letter::{DeadLetter, DeadLetterError, DeadLetterFilter, ReplaySummary};
 pub use dispatch::{Failure, FailureKind, RetryPolicy};
 pub use envelope::{format_timestamp, Envelope, EventMeta};
 pub use error::{BoxError, HandlerError, MissingState, PublishError, ShutdownError, StartError};
-pub use event::{channel_name, is_valid_event_type, Event};
+pub use event::{is_valid_channel, tenant_uuid, TENANT_NAMESPACE};
+pub use event::{is_valid_event_type, stream_name, Event, StreamLayout, DEFAULT_CHANNEL};
 pub use memory::{MemoryBus, MemoryBusBuilder, RunningMemoryBus};
-pub use publish::{Published, Publisher};
+pub use publish::{ChannelEntry, Published, Publisher};
 pub use registry::{
     registered_events, registered_subscribers, EventRegistration, SubscriberRegistration,
 };
@@ -93,6 +95,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use ::inventory;
+    pub use ::std::borrow::Cow;
     pub use ::uuid::Uuid;
 
     pub use crate::context::{handler_result, missing_state, Context, State, StateKey};

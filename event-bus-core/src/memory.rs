@@ -13,10 +13,10 @@ use tokio::task::JoinHandle;
 
 use crate::bus::{Bus, RunningBus};
 use crate::context::Shared;
-use crate::dead_letter::{DeadLetter, DeadLetterError};
+use crate::dead_letter::{DeadLetter, DeadLetterError, DeadLetterFilter};
 use crate::dispatch::{Dispatcher, Failure, GiveUp};
 use crate::error::{PublishError, ShutdownError, StartError};
-use crate::event::channel_name;
+use crate::event::StreamLayout;
 use crate::publish::{EncodedEvent, Published, Publisher};
 use crate::stats::{BusStats, SubscriberCounters};
 use crate::transport::{bus_builder_options, BusOptions, Message, Sink, WorkerPool};
@@ -97,6 +97,7 @@ pub struct MemoryBus {
 
 struct BacklogEntry {
     event_type: &'static str,
+    channels: Vec<String>,
     id: Arc<str>,
     payload: Vec<u8>,
 }
@@ -105,7 +106,21 @@ struct BacklogEntry {
 struct Route {
     name: String,
     event_type: &'static str,
+    channel: &'static str,
     tx: mpsc::UnboundedSender<Message>,
+}
+
+/// Whether a subscriber of `event_type` on `channel` receives a publish of `published_type`
+/// to `channels`: channels share one stream in the per-event-type layout, as on Redis.
+fn receives(
+    layout: StreamLayout,
+    event_type: &str,
+    channel: &str,
+    published_type: &str,
+    channels: &[&str],
+) -> bool {
+    event_type == published_type
+        && (layout == StreamLayout::PerEventType || channels.contains(&channel))
 }
 
 /// A started subscriber's counters (kept after shutdown).
@@ -185,17 +200,27 @@ impl BusInner {
             tenant_id = %event.tenant_id,
         );
         let _enter = span.enter();
+        let channels = event.channels.names();
+        if channels.is_empty() {
+            return Err(PublishError::NoChannel {
+                event_type: event.event_type,
+            });
+        }
+        let layout = self.options.layout;
         let id = self.next_id();
         let payload = event.json.into_bytes();
         let mut phase = self.phase();
         match &mut *phase {
             Phase::Building { backlog } => backlog.push(BacklogEntry {
                 event_type: event.event_type,
+                channels: channels.iter().map(|c| (*c).to_owned()).collect(),
                 id: Arc::clone(&id),
                 payload,
             }),
             Phase::Running { routes } => {
-                for route in routes.iter().filter(|r| r.event_type == event.event_type) {
+                for route in routes.iter().filter(|r| {
+                    receives(layout, r.event_type, r.channel, event.event_type, &channels)
+                }) {
                     self.deliver(&route.tx, Message::new(Arc::clone(&id), payload.clone()));
                 }
             }
@@ -204,7 +229,13 @@ impl BusInner {
         drop(phase);
         self.published.fetch_add(1, AtomicOrdering::Relaxed);
         tracing::debug!(entry_id = %id, "published");
-        Ok(Published::new(event.event_id, id.to_string()))
+        // One entry id for every channel: in memory there are no streams to tell apart.
+        let entries = layout
+            .distinct_streams(&channels)
+            .iter()
+            .map(|c| ((*c).to_owned(), id.to_string()))
+            .collect();
+        Ok(Published::of(event.event_id, entries))
     }
 }
 
@@ -262,10 +293,16 @@ impl Bus for MemoryBus {
             let counters = Arc::new(SubscriberCounters::default());
             // What this bus published before it started is delivered to every subscriber of
             // the type, as a group created when the bus was built would have it.
-            for entry in backlog
-                .iter()
-                .filter(|e| e.event_type == subscriber.event_type())
-            {
+            for entry in backlog.iter().filter(|e| {
+                let channels: Vec<&str> = e.channels.iter().map(String::as_str).collect();
+                receives(
+                    self.inner.options.layout,
+                    subscriber.event_type(),
+                    subscriber.channel_name(),
+                    e.event_type,
+                    &channels,
+                )
+            }) {
                 self.inner.deliver(
                     &tx,
                     Message::new(Arc::clone(&entry.id), entry.payload.clone()),
@@ -275,12 +312,13 @@ impl Bus for MemoryBus {
                 bus: Arc::clone(&self.inner),
                 subscriber: subscriber.name().to_owned(),
                 event_type: subscriber.event_type(),
-                stream: channel_name(&self.inner.options.prefix, subscriber.event_type()),
+                stream: self.inner.options.stream_of(&subscriber),
                 counters: Arc::clone(&counters),
             };
             routes.push(Route {
                 name: subscriber.name().to_owned(),
                 event_type: subscriber.event_type(),
+                channel: subscriber.channel_name(),
                 tx,
             });
             counted.push(Counted {
@@ -331,6 +369,10 @@ impl Bus for MemoryBus {
     /// dead-lettered again (then the new dead letter replaces it).
     async fn replay_dead_letter(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
         let id = letter.id.as_str();
+        if letter.foreign {
+            // The memory bus writes none, but a letter may come from another bus.
+            return Err(DeadLetterError::Foreign { id: id.to_owned() });
+        }
         let letter = self
             .inner
             .dead()
@@ -353,11 +395,12 @@ impl Bus for MemoryBus {
         Ok(())
     }
 
-    async fn purge_dead_letters(&self) -> Result<usize, DeadLetterError> {
+    /// Deletes the letters `filter` selects (there are no foreign letters in memory).
+    async fn purge_dead_letters(&self, filter: DeadLetterFilter) -> Result<usize, DeadLetterError> {
         let mut dead = self.inner.dead();
-        let n = dead.len();
-        dead.clear();
-        Ok(n)
+        let before = dead.len();
+        dead.retain(|letter| !filter.matches(letter));
+        Ok(before - dead.len())
     }
 }
 
@@ -469,6 +512,7 @@ impl Sink for MemorySink {
             kind: failure.kind,
             dead_lettered_at: Utc::now(),
             payload: message.payload,
+            foreign: false,
         };
         {
             let mut dead = self.bus.dead();

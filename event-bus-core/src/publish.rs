@@ -4,7 +4,7 @@
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, WireEnvelope};
 use crate::error::PublishError;
 use crate::event::Event;
 
@@ -14,14 +14,44 @@ use crate::event::Event;
 pub struct Published {
     /// The envelope's id.
     pub event_id: Uuid,
-    /// The transport's id of the written entry (the stream entry id on Redis, `N-0` in memory).
+    /// The transport's id of the written entry (the stream entry id on Redis, `N-0` in memory);
+    /// on the first channel when the event went to several.
+    pub entry_id: String,
+    /// Every entry written, by channel, the first one included (one per stream: in the
+    /// per-event-type layout, channels share one stream and one entry).
+    pub entries: Vec<ChannelEntry>,
+}
+
+/// One entry a publish wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChannelEntry {
+    /// The channel.
+    pub channel: String,
+    /// The entry's id.
     pub entry_id: String,
 }
 
 impl Published {
-    /// A receipt.
-    pub fn new(event_id: Uuid, entry_id: String) -> Self {
-        Self { event_id, entry_id }
+    /// A receipt for one entry on `channel`.
+    pub fn new(event_id: Uuid, channel: &str, entry_id: String) -> Self {
+        Self::of(event_id, vec![(channel.to_owned(), entry_id)])
+    }
+
+    /// A receipt for entries on several channels, in order (at least one).
+    pub fn of(event_id: Uuid, entries: Vec<(String, String)>) -> Self {
+        let entries: Vec<ChannelEntry> = entries
+            .into_iter()
+            .map(|(channel, entry_id)| ChannelEntry { channel, entry_id })
+            .collect();
+        Self {
+            event_id,
+            entry_id: entries
+                .first()
+                .map(|e| e.entry_id.clone())
+                .unwrap_or_default(),
+            entries,
+        }
     }
 }
 
@@ -37,6 +67,29 @@ pub struct EncodedEvent {
     pub tenant_id: Uuid,
     /// The envelope as JSON.
     pub json: String,
+    /// The channels to write it to (the event type's [`Event::CHANNELS`] unless the caller
+    /// named others).
+    pub channels: Channels,
+}
+
+/// The channels a publish writes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Channels {
+    /// The event type's own ([`Event::CHANNELS`]).
+    Declared(&'static [&'static str]),
+    /// Named by the caller.
+    Named(Vec<String>),
+}
+
+impl Channels {
+    /// The channel names, in order.
+    pub fn names(&self) -> Vec<&str> {
+        match self {
+            Channels::Declared(names) => names.to_vec(),
+            Channels::Named(names) => names.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 /// The buffer an envelope is encoded into starts this large.
@@ -79,7 +132,8 @@ pub fn encode_envelope<E: Event>(envelope: &Envelope<E>) -> Result<EncodedEvent,
     // (reallocating and copying twice for a 400-byte event) cost more than the rest of the
     // encoding's allocations together.
     let mut buf = Vec::with_capacity(ENCODE_CAPACITY);
-    serde_json::to_writer(&mut buf, envelope).map_err(encode_error)?;
+    // The payload's `None` fields are left out unless the type opts out (`Event::OMIT_NONE`).
+    serde_json::to_writer(&mut buf, &WireEnvelope(envelope)).map_err(encode_error)?;
     let json = String::from_utf8(buf)
         .map_err(|e| encode_error(serde::ser::Error::custom(format!("not UTF-8: {e}"))))?;
     Ok(EncodedEvent {
@@ -87,6 +141,7 @@ pub fn encode_envelope<E: Event>(envelope: &Envelope<E>) -> Result<EncodedEvent,
         event_id: envelope.id,
         tenant_id: envelope.payload.tenant_id(),
         json,
+        channels: Channels::Declared(E::CHANNELS),
     })
 }
 

@@ -17,6 +17,8 @@ pub struct EventRegistration {
     pub event_type: &'static str,
     /// The Rust type's path.
     pub rust_type: &'static str,
+    /// The channels a publish writes to by default ([`Event::CHANNELS`]).
+    pub channels: &'static [&'static str],
     /// Decodes and validates an envelope of this type from JSON.
     pub decode: fn(&[u8]) -> Result<EventMeta, Failure>,
 }
@@ -27,6 +29,7 @@ impl EventRegistration {
         Self {
             event_type: E::EVENT_TYPE,
             rust_type,
+            channels: E::CHANNELS,
             decode: decode_meta::<E>,
         }
     }
@@ -128,6 +131,19 @@ impl Selection {
         S: Into<String>,
     {
         self.expected.extend(names.into_iter().map(Into::into));
+    }
+
+    /// Every event type known (registered with `#[derive(Event)]` or explicitly), one
+    /// registration each, by name.
+    pub fn events(&self) -> Vec<EventRegistration> {
+        let mut events: Vec<EventRegistration> = registered_events()
+            .filter(|_| self.discover)
+            .copied()
+            .chain(self.events.iter().copied())
+            .collect();
+        events.sort_by_key(|e| e.event_type);
+        events.dedup_by_key(|e| e.event_type);
+        events
     }
 
     /// Every event type known: registered with `#[derive(Event)]` or explicitly.

@@ -48,6 +48,8 @@ pub struct SubscriberOptions {
     pub start: StartFrom,
     /// Ordering under concurrency.
     pub ordering: Ordering,
+    /// The channel it reads (`None`: [`DEFAULT_CHANNEL`](crate::DEFAULT_CHANNEL)).
+    pub channel: Option<&'static str>,
 }
 
 impl SubscriberOptions {
@@ -57,6 +59,7 @@ impl SubscriberOptions {
         max_attempts: None,
         start: StartFrom::Latest,
         ordering: Ordering::None,
+        channel: None,
     };
 
     /// Sets `concurrency`.
@@ -80,6 +83,12 @@ impl SubscriberOptions {
     /// Sets `ordering`.
     pub const fn ordering(mut self, ordering: Ordering) -> Self {
         self.ordering = ordering;
+        self
+    }
+
+    /// Sets the channel it reads.
+    pub const fn channel(mut self, channel: &'static str) -> Self {
+        self.channel = Some(channel);
         self
     }
 }
@@ -178,6 +187,19 @@ impl Subscriber {
     pub fn ordering(mut self, ordering: Ordering) -> Self {
         self.options.ordering = ordering;
         self
+    }
+
+    /// Sets the channel it reads (default [`DEFAULT_CHANNEL`](crate::DEFAULT_CHANNEL)).
+    pub fn channel(mut self, channel: &'static str) -> Self {
+        self.options.channel = Some(channel);
+        self
+    }
+
+    /// The channel it reads.
+    pub fn channel_name(&self) -> &'static str {
+        self.options
+            .channel
+            .unwrap_or(crate::event::DEFAULT_CHANNEL)
     }
 
     /// Declares that the handler needs the shared value of type `T` (it reads it with

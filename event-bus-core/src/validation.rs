@@ -120,6 +120,7 @@ impl IntoIterator for ValidationErrors {
 /// The rule functions generated validation code calls. Not public API.
 #[doc(hidden)]
 pub mod rules {
+    use std::borrow::Cow;
     use std::collections::{BTreeMap, HashMap};
     use std::fmt::Display;
 
@@ -247,15 +248,23 @@ pub mod rules {
     pub trait TenantField {
         /// The tenant, when the field holds a valid UUID.
         fn tenant(&self) -> Option<Uuid>;
+        /// The tenant as written.
+        fn text(&self) -> Cow<'_, str>;
     }
     impl TenantField for Uuid {
         fn tenant(&self) -> Option<Uuid> {
             Some(*self)
         }
+        fn text(&self) -> Cow<'_, str> {
+            Cow::Owned(self.hyphenated().to_string())
+        }
     }
     impl TenantField for String {
         fn tenant(&self) -> Option<Uuid> {
             Uuid::parse_str(self).ok()
+        }
+        fn text(&self) -> Cow<'_, str> {
+            Cow::Borrowed(self)
         }
     }
 
@@ -264,12 +273,54 @@ pub mod rules {
         value.tenant().unwrap_or_else(Uuid::nil)
     }
 
+    /// The tenant as written.
+    pub fn tenant_text<T: TenantField + ?Sized>(value: &T) -> Cow<'_, str> {
+        value.text()
+    }
+
     /// The tenant must be a valid, non-nil UUID.
     pub fn tenant<T: TenantField + ?Sized>(value: &T, path: &str, errors: &mut ValidationErrors) {
         match value.tenant() {
             Some(id) if !id.is_nil() => {}
             Some(_) => errors.add(path, "tenant must not be the nil UUID"),
             None => errors.add(path, "tenant must be a valid UUID"),
+        }
+    }
+
+    /// A tenant field marked `#[event(tenant(any_string))]`: text, any non-empty string.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot hold a tenant of any string",
+        label = "`tenant(any_string)` needs a `String` field",
+        note = "`#[event(tenant(any_string))]` applies to a `String` tenant field; a `uuid::Uuid` field takes `#[event(tenant)]`"
+    )]
+    pub trait AnyStringTenant {
+        /// The tenant as written.
+        fn as_tenant_str(&self) -> &str;
+    }
+    impl AnyStringTenant for String {
+        fn as_tenant_str(&self) -> &str {
+            self
+        }
+    }
+
+    /// The tenant id of an any-string tenant: the UUID it holds, else its name-based UUID.
+    pub fn any_string_tenant_of<T: AnyStringTenant + ?Sized>(value: &T) -> Uuid {
+        crate::event::tenant_uuid(value.as_tenant_str())
+    }
+
+    /// The any-string tenant as written.
+    pub fn any_string_tenant_text<T: AnyStringTenant + ?Sized>(value: &T) -> Cow<'_, str> {
+        Cow::Borrowed(value.as_tenant_str())
+    }
+
+    /// An any-string tenant must not be empty.
+    pub fn any_string_tenant<T: AnyStringTenant + ?Sized>(
+        value: &T,
+        path: &str,
+        errors: &mut ValidationErrors,
+    ) {
+        if value.as_tenant_str().is_empty() {
+            errors.add(path, "tenant must not be empty");
         }
     }
 

@@ -101,6 +101,32 @@ pub struct OrgRenamed {
     pub new_name: String,
 }
 
+/// Written to the seed's three ticket channels.
+#[derive(Debug, Serialize, Deserialize, Event)]
+#[serde(rename_all = "camelCase")]
+#[event(channels("global", "internal-notifications", "emailservice::v7"))]
+pub struct TicketAssigned {
+    pub tenant_id: Uuid,
+}
+
+/// The seed's domain shape: the tenant is any non-empty string.
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketCommented {
+    #[event(tenant(any_string))]
+    pub tenant_id: String,
+    #[event(validate(non_empty))]
+    pub comment: String,
+}
+
+/// `tenant(any_string)` on a marked field with another name.
+#[derive(Debug, Serialize, Deserialize, Event)]
+pub struct OrgNoted {
+    #[event(tenant(any_string))]
+    #[serde(rename = "org")]
+    pub org_ref: String,
+}
+
 #[test]
 fn event_type_names() {
     assert_eq!(TicketUpdated::EVENT_TYPE, "TICKET_UPDATED");
@@ -111,10 +137,109 @@ fn event_type_names() {
 
 #[test]
 fn channel_names() {
-    assert_eq!(TicketUpdated::channel("event"), "event:TICKET_UPDATED");
+    assert_eq!(TicketUpdated::stream("event"), "event:TICKET_UPDATED");
     assert_eq!(
-        TicketUpdated::channel("alga-psa:event-stream:global"),
+        TicketUpdated::stream("alga-psa:event-stream:global"),
         "alga-psa:event-stream:global:TICKET_UPDATED"
+    );
+}
+
+#[test]
+fn declared_channels() {
+    assert_eq!(
+        TicketAssigned::CHANNELS,
+        ["global", "internal-notifications", "emailservice::v7"]
+    );
+    assert_eq!(TicketUpdated::CHANNELS, [event_bus_core::DEFAULT_CHANNEL]);
+    assert_eq!(TimeEntrySubmitted::CHANNELS, ["global"]);
+}
+
+#[test]
+fn any_string_tenants() {
+    let acme = TicketCommented {
+        tenant_id: "acme".to_owned(),
+        comment: "hello".to_owned(),
+    };
+    assert_eq!(acme.validate(), Ok(()));
+    assert_eq!(acme.tenant(), "acme");
+    // Stable: the name-based UUID (v5) of the text under TENANT_NAMESPACE, in every process.
+    let id = acme.tenant_id();
+    assert_eq!(id, event_bus_core::tenant_uuid("acme"));
+    assert_eq!(id, Uuid::new_v5(&event_bus_core::TENANT_NAMESPACE, b"acme"));
+    assert_eq!(id.to_string(), "ee203e89-c389-5a54-90a4-dbc8593fe042");
+    assert_eq!(id.get_version_num(), 5);
+
+    // A UUID string is that UUID, and the tenant text is kept as written.
+    let tenant = Uuid::new_v4();
+    let spelled = tenant.to_string().to_uppercase();
+    let uuid_tenant = TicketCommented {
+        tenant_id: spelled.clone(),
+        ..acme.clone()
+    };
+    assert_eq!(uuid_tenant.tenant_id(), tenant);
+    assert_eq!(uuid_tenant.tenant(), spelled);
+    assert_eq!(uuid_tenant.validate(), Ok(()));
+
+    // Empty is refused, with the field's path; other issues are still reported.
+    let empty = TicketCommented {
+        tenant_id: String::new(),
+        comment: String::new(),
+    };
+    assert_eq!(
+        issues(empty.validate().unwrap_err()),
+        vec![
+            ("tenantId".to_owned(), "tenant must not be empty".to_owned()),
+            ("comment".to_owned(), "must not be empty".to_owned()),
+        ]
+    );
+    let noted = OrgNoted {
+        org_ref: String::new(),
+    };
+    assert_eq!(paths(noted.validate()), ["org"]);
+    let noted = OrgNoted {
+        org_ref: "acme".to_owned(),
+    };
+    assert_eq!(noted.tenant_id(), id);
+
+    // Without `any_string`, the tenant must be a UUID.
+    let strict = OrgRenamed {
+        org_ref: "acme".to_owned(),
+        new_name: "Acme".to_owned(),
+    };
+    assert_eq!(
+        issues(strict.validate().unwrap_err()),
+        vec![(
+            "org-ref".to_owned(),
+            "tenant must be a valid UUID".to_owned()
+        )]
+    );
+    assert_eq!(strict.tenant(), "acme");
+
+    // A `Uuid` tenant's text is its hyphenated form.
+    let ticket = valid_ticket();
+    assert_eq!(ticket.tenant(), ticket.tenant_id.hyphenated().to_string());
+}
+
+#[test]
+fn any_string_tenants_decode_from_the_wire() {
+    let registration = registered_events()
+        .find(|e| e.event_type == "TICKET_COMMENTED")
+        .expect("TicketCommented is registered");
+    let json = envelope_json(
+        "TICKET_COMMENTED",
+        serde_json::json!({ "tenantId": "acme", "comment": "hi" }),
+    );
+    let meta = (registration.decode)(&json).expect("a string tenant decodes");
+    assert_eq!(meta.tenant_id, event_bus_core::tenant_uuid("acme"));
+    let empty = envelope_json(
+        "TICKET_COMMENTED",
+        serde_json::json!({ "tenantId": "", "comment": "hi" }),
+    );
+    let failure = (registration.decode)(&empty).unwrap_err();
+    assert_eq!(failure.kind, FailureKind::Validation);
+    assert_eq!(
+        failure.message,
+        "payload.tenantId: tenant must not be empty"
     );
 }
 
@@ -421,6 +546,18 @@ async fn on_time_entry(
     Err(std::io::Error::other("always fails"))
 }
 
+#[subscriber(
+    "TICKET_ASSIGNED",
+    name = "derive-test-assigned-email",
+    channel = "emailservice::v7"
+)]
+async fn email_on_assign(
+    _event: Envelope<TicketAssigned>,
+    _ctx: Context,
+) -> Result<(), HandlerError> {
+    Ok(())
+}
+
 mod nested {
     use super::*;
 
@@ -507,6 +644,27 @@ fn subscribers_are_registered_with_their_options() {
         .expect("nested::seen is registered");
     assert_eq!(nested.options.start, StartFrom::Latest);
     assert_eq!(nested.options.ordering, Ordering::None);
+}
+
+#[test]
+fn a_subscriber_reads_its_channel() {
+    let email = registered_subscribers()
+        .find(|s| s.name == "derive-test-assigned-email")
+        .expect("email_on_assign is registered");
+    assert_eq!(email.options.channel, Some("emailservice::v7"));
+    assert_eq!(
+        Subscriber::from_registration(email).channel_name(),
+        "emailservice::v7"
+    );
+
+    let default = registered_subscribers()
+        .find(|s| s.name == "count_updates")
+        .expect("count_updates is registered");
+    assert_eq!(default.options.channel, None);
+    assert_eq!(
+        Subscriber::from_registration(default).channel_name(),
+        event_bus_core::DEFAULT_CHANNEL
+    );
 }
 
 #[test]

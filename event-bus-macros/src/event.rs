@@ -17,6 +17,12 @@ struct Model<'a> {
     event_type: LitStr,
     /// The index of the tenant field in `fields`.
     tenant: usize,
+    /// `#[event(tenant(any_string))]`: the attribute's tokens, to span what it generates on.
+    any_string: Option<TokenStream>,
+    /// `#[event(channels(...))]`
+    channels: Option<Vec<LitStr>>,
+    /// `#[event(none_as_null)]`
+    none_as_null: bool,
     fields: Vec<FieldModel<'a>>,
 }
 
@@ -146,7 +152,7 @@ fn build<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Option<Model<'a>> {
     let marked: Vec<&FieldModel<'a>> = fields.iter().filter(|f| f.attrs.tenant.is_some()).collect();
     for extra in marked.iter().skip(1) {
         cx.error_spanned_by(
-            &extra.attrs.tenant,
+            extra.attrs.tenant.as_ref().map(|t| &t.tokens),
             format!(
                 "two fields are marked #[event(tenant)] (`{}` and `{}`); an event has one tenant: \
                  keep the mark on one of them",
@@ -175,12 +181,47 @@ fn build<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Option<Model<'a>> {
         .iter()
         .position(|f| f.ident == tenant_ident)
         .expect("the tenant is one of the fields");
+    let any_string = fields[tenant]
+        .attrs
+        .tenant
+        .as_ref()
+        .filter(|t| t.any_string)
+        .map(|t| t.tokens.clone());
+    if let Some(tokens) = &any_string {
+        if is_uuid(fields[tenant].ty) {
+            cx.error_spanned_by(
+                tokens,
+                format!(
+                    "`tenant(any_string)` applies to a `String` tenant field, but `{}` is a `Uuid`, \
+                     which always holds a UUID: write #[event(tenant)], or make the field a `String`",
+                    tenant_ident
+                ),
+            );
+        }
+    }
     Some(Model {
         ident: &input.ident,
         event_type,
         tenant,
+        any_string,
+        channels: container.channels,
+        none_as_null: container.none_as_null.is_some(),
         fields,
     })
+}
+
+/// Whether a type is (syntactically) `Uuid` or a path ending in it (`uuid::Uuid`).
+fn is_uuid(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|last| last.ident == "Uuid" && last.arguments.is_empty()),
+        Type::Group(group) => is_uuid(&group.elem),
+        Type::Paren(paren) => is_uuid(&paren.elem),
+        _ => false,
+    }
 }
 
 /// `r#type` -> `type`.
@@ -216,17 +257,44 @@ fn generate(model: &Model<'_>) -> TokenStream {
 
     // The tenant field is read through one function whose return type carries the
     // `TenantField` bound, spanned on the field's type: a field of the wrong type is reported
-    // once, there.
+    // once, there. With `tenant(any_string)` the bound is `AnyStringTenant`, spanned on the
+    // attribute.
     let tenant = &model.fields[model.tenant];
+    let bound_span = match &model.any_string {
+        Some(tokens) => tokens.span(),
+        None => tenant.ty.span(),
+    };
     let mut tenant_member = tenant.ident.clone();
-    tenant_member.set_span(tenant.ty.span());
-    let tenant_access = quote_spanned!(tenant.ty.span()=> &event.#tenant_member);
+    tenant_member.set_span(bound_span);
+    let tenant_access = quote_spanned!(bound_span=> &event.#tenant_member);
     let tenant_path = &tenant.json_name;
-    let tenant_ty = tenant.ty;
-    let tenant_bound = quote_spanned! {tenant_ty.span()=>
-        -> &(impl ::event_bus_core::__private::rules::TenantField + ?::core::marker::Sized)
+    let tenant_trait = match model.any_string {
+        Some(_) => quote_spanned!(bound_span=> ::event_bus_core::__private::rules::AnyStringTenant),
+        None => quote_spanned!(bound_span=> ::event_bus_core::__private::rules::TenantField),
+    };
+    let tenant_bound = quote_spanned! {bound_span=>
+        -> &(impl #tenant_trait + ?::core::marker::Sized)
     };
     let tenant_fn = Ident::new("__event_bus_tenant", Span::call_site());
+    let (tenant_of, tenant_text, tenant_check) = match model.any_string {
+        Some(_) => (
+            quote!(any_string_tenant_of),
+            quote!(any_string_tenant_text),
+            quote!(any_string_tenant),
+        ),
+        None => (quote!(tenant_of), quote!(tenant_text), quote!(tenant)),
+    };
+
+    let channels = model.channels.as_ref().map(|channels| {
+        quote! {
+            const CHANNELS: &'static [&'static str] = &[#(#channels),*];
+        }
+    });
+    let omit_none = model.none_as_null.then(|| {
+        quote! {
+            const OMIT_NONE: bool = false;
+        }
+    });
 
     let rule_checks: Vec<TokenStream> = model
         .fields
@@ -246,15 +314,22 @@ fn generate(model: &Model<'_>) -> TokenStream {
             #[automatically_derived]
             impl #private::Event for #ident {
                 const EVENT_TYPE: &'static str = #event_type;
+                #channels
+                #omit_none
 
                 #[inline]
                 fn tenant_id(&self) -> #private::Uuid {
-                    #private::rules::tenant_of(#tenant_fn(self))
+                    #private::rules::#tenant_of(#tenant_fn(self))
+                }
+
+                #[inline]
+                fn tenant(&self) -> #private::Cow<'_, str> {
+                    #private::rules::#tenant_text(#tenant_fn(self))
                 }
 
                 fn validate(&self) -> ::core::result::Result<(), #private::ValidationErrors> {
                     let mut #errors = #private::ValidationErrors::new();
-                    #private::rules::tenant(#tenant_fn(self), #tenant_path, &mut #errors);
+                    #private::rules::#tenant_check(#tenant_fn(self), #tenant_path, &mut #errors);
                     #(#rule_checks)*
                     #errors.into_result()
                 }

@@ -19,8 +19,15 @@ use syn::{parse_macro_input, DeriveInput};
 ///
 /// - `#[event(name = "TICKET_UPDATED")]` on the struct sets the event type (default: the type
 ///   name in SCREAMING_SNAKE_CASE).
+/// - `#[event(channels("global", "emailservice::v7"))]` on the struct sets the channels a
+///   publish writes to (`Event::CHANNELS`; default: `global`): at least one, each non-empty,
+///   without whitespace, listed once.
+/// - `#[event(none_as_null)]` on the struct writes `None` fields as `null` (`Event::OMIT_NONE`
+///   is `false`); by default they are left out of the payload.
 /// - The tenant is the field `tenant_id`, or the one marked `#[event(tenant)]`; it must hold a
-///   non-nil UUID (`uuid::Uuid`, or a `String` holding one).
+///   non-nil UUID (`uuid::Uuid`, or a `String` holding one). `#[event(tenant(any_string))]` on a
+///   `String` tenant field accepts any non-empty string instead (its `tenant_id()` is the UUID it
+///   holds, else a name-based UUID of the text).
 /// - `#[event(validate(...))]` on a field: `non_empty`, `length(min = N, max = N)`,
 ///   `range(min = X, max = X)`, `uuid`, `custom = path::to::check`.
 ///
@@ -42,7 +49,8 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// to the bus with `.state(value)`, which the bus checks it holds when it starts.
 ///
 /// Options: `name = "..."` (the consumer group; default: the function's name, without its
-/// module path, so that moving the function keeps its group), `concurrency = N`,
+/// module path, so that moving the function keeps its group), `channel = "..."` (the channel it
+/// reads; default `global`), `concurrency = N`,
 /// `max_attempts = N`, `start = "earliest" | "latest"`, `ordering = "tenant" | "none"`. The
 /// function stays callable as written.
 #[proc_macro_attribute]

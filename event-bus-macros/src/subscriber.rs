@@ -280,6 +280,9 @@ fn generate(model: &Model<'_>) -> TokenStream {
     };
 
     let mut options = quote!(#private::SubscriberOptions::DEFAULT);
+    if let Some(lit) = &args.channel {
+        options.extend(quote_spanned!(lit.span()=> .channel(#lit)));
+    }
     if let Some((lit, n)) = &args.concurrency {
         let n = proc_macro2::Literal::u32_unsuffixed(*n);
         options.extend(quote_spanned!(lit.span()=> .concurrency(#n)));

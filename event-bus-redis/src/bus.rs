@@ -10,8 +10,9 @@ use event_bus_core::transport::{
     BusOptions, Dispatcher, EncodedEvent, Message, Shared, SubscriberCounters, WorkerPool,
 };
 use event_bus_core::{
-    channel_name, registered_subscribers, Bus, BusStats, DeadLetter, DeadLetterError, PublishError,
-    Published, Publisher, RunningBus, ShutdownError, StartError, StartFrom,
+    registered_subscribers, BoxError, Bus, BusStats, DeadLetter, DeadLetterError, DeadLetterFilter,
+    PublishError, Published, Publisher, RunningBus, ShutdownError, StartError, StartFrom,
+    DEFAULT_CHANNEL,
 };
 use futures_util::future::BoxFuture;
 use redis::aio::ConnectionManager;
@@ -26,6 +27,7 @@ use crate::dead_letter;
 use crate::groups::{self, ensure_group, ForeignGroup};
 use crate::keys::dead_letter_stream;
 use crate::reply;
+use crate::workflow;
 
 /// The event bus on Redis Streams.
 ///
@@ -114,44 +116,91 @@ impl BusInner {
             BUILDING => self.ensure_groups_before_start(event.event_type).await?,
             _ => {}
         }
-        let stream = channel_name(&self.config.common.prefix, event.event_type);
+        let options = &self.config.common;
+        let channels = event.channels.names();
+        if channels.is_empty() {
+            return Err(PublishError::NoChannel {
+                event_type: event.event_type,
+            });
+        }
         let span = tracing::info_span!(
             "publish",
             bus = "redis",
-            stream = %stream,
             event_type = event.event_type,
             event_id = %event.event_id,
             tenant_id = %event.tenant_id,
         );
         async {
-            let mut conn = self.conn.clone();
-            // Sized up front: the JSON is most of it, and growing the buffer arg by arg
-            // reallocated it several times per publish.
-            let size = "XADD*eventchannel".len() + 2 * stream.len() + event.json.len();
-            let reply: Value = redis::Cmd::with_capacity(7, size)
-                .arg("XADD")
-                .arg(&stream)
-                .arg("*")
-                .arg("event")
-                .arg(&event.json)
-                .arg("channel")
-                .arg(&stream)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| PublishError::Transport {
-                    event_type: event.event_type,
-                    source: Box::new(e),
-                })?;
-            let entry_id = reply::string(reply).ok_or_else(|| PublishError::Transport {
+            let transport = |source: BoxError| PublishError::Transport {
                 event_type: event.event_type,
-                source: "XADD returned no entry id".into(),
-            })?;
+                source,
+            };
+            let streams = options.layout.distinct_streams(&channels);
+            let writes = streams.iter().map(|channel| {
+                let stream = options
+                    .layout
+                    .stream(&options.prefix, channel, event.event_type);
+                self.xadd(stream, channel, &event.json)
+            });
+            let workflow = self
+                .config
+                .workflow_stream
+                .as_deref()
+                .filter(|_| channels.contains(&DEFAULT_CHANNEL));
+            let workflow_write = async {
+                match workflow {
+                    Some(stream) => self.write_workflow(stream, &event.json).await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            // Pipelined over the multiplexed connection: one round trip for all.
+            let (written, workflow_written) =
+                futures_util::future::join(futures_util::future::join_all(writes), workflow_write)
+                    .await;
+            let mut entries = Vec::with_capacity(streams.len());
+            for (channel, result) in streams.iter().zip(written) {
+                entries.push(((*channel).to_owned(), result.map_err(transport)?));
+            }
+            if let Some(id) = workflow_written.map_err(transport)? {
+                tracing::debug!(workflow_entry = %id, "written to the workflow stream");
+            }
             self.published.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(%entry_id, "published");
-            Ok(Published::new(event.event_id, entry_id))
+            tracing::debug!(entries = ?entries, "published");
+            Ok(Published::of(event.event_id, entries))
         }
         .instrument(span)
         .await
+    }
+
+    /// `XADD stream * event <json> channel <channel>`: the entry's id.
+    async fn xadd(&self, stream: String, channel: &str, json: &str) -> Result<String, BoxError> {
+        let mut conn = self.conn.clone();
+        // Sized up front: the JSON is most of it, and growing the buffer arg by arg
+        // reallocated it several times per publish.
+        let size = "XADD*eventchannel".len() + stream.len() + channel.len() + json.len();
+        let reply: Value = redis::Cmd::with_capacity(7, size)
+            .arg("XADD")
+            .arg(&stream)
+            .arg("*")
+            .arg("event")
+            .arg(json)
+            .arg("channel")
+            .arg(channel)
+            .query_async(&mut conn)
+            .await?;
+        reply::string(reply).ok_or_else(|| "XADD returned no entry id".into())
+    }
+
+    /// The seed's workflow entry of the envelope (see [`crate::workflow`]).
+    async fn write_workflow(&self, stream: &str, json: &str) -> Result<String, BoxError> {
+        let mut c = cmd("XADD");
+        c.arg(stream).arg("*");
+        for (name, value) in workflow::fields(json)? {
+            c.arg(name).arg(value);
+        }
+        let mut conn = self.conn.clone();
+        let reply: Value = c.query_async(&mut conn).await?;
+        reply::string(reply).ok_or_else(|| "XADD returned no entry id".into())
     }
 
     /// Before `start`, a publish creates the groups of this bus's subscribers of its event type
@@ -177,13 +226,13 @@ impl BusInner {
         let Ok(resolved) = self.config.common.selection.resolve() else {
             return Ok(());
         };
-        let stream = channel_name(&self.config.common.prefix, event_type);
         let mut conn = self.conn.clone();
         for sub in resolved
             .subscribers
             .iter()
             .filter(|s| s.event_type() == event_type)
         {
+            let stream = self.config.common.stream_of(sub);
             ensure_group(
                 &mut conn,
                 &stream,
@@ -205,13 +254,7 @@ impl BusInner {
     }
 
     fn event_streams(&self) -> Vec<String> {
-        self.config
-            .common
-            .selection
-            .event_types()
-            .into_iter()
-            .map(|t| channel_name(&self.config.common.prefix, t))
-            .collect()
+        self.config.common.streams()
     }
 
     /// The groups on the bus's streams that no subscriber of this binary owns.
@@ -363,7 +406,7 @@ impl Bus for RedisBus {
         );
         let mut consumers = Vec::new();
         for subscriber in &resolved.subscribers {
-            let stream = channel_name(&self.options().prefix, subscriber.event_type());
+            let stream = self.options().stream_of(subscriber);
             let dispatcher =
                 Dispatcher::new(subscriber.clone(), shared.clone(), self.options().retry);
             let consumer = Consumer::start(
@@ -453,6 +496,11 @@ impl Bus for RedisBus {
     /// The dead letter is deleted once the replay is handled; if it fails again, a new dead
     /// letter replaces it.
     async fn replay_dead_letter(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
+        if letter.foreign {
+            return Err(DeadLetterError::Foreign {
+                id: letter.id.clone(),
+            });
+        }
         if self.inner.phase.load(Ordering::Acquire) != RUNNING {
             return Err(DeadLetterError::NotRunning);
         }
@@ -472,22 +520,15 @@ impl Bus for RedisBus {
         }
     }
 
-    async fn purge_dead_letters(&self) -> Result<usize, DeadLetterError> {
+    /// Deletes the selected letters one by one (`XDEL`), never the stream: the seed's letters
+    /// in a shared dead-letter stream stay unless the filter selects foreign letters.
+    async fn purge_dead_letters(&self, filter: DeadLetterFilter) -> Result<usize, DeadLetterError> {
         let mut conn = self.inner.conn.clone();
         let mut n = 0;
         for stream in self.inner.event_streams() {
-            let dl = dead_letter_stream(&stream);
-            let len: u64 = cmd("XLEN")
-                .arg(&dl)
-                .query_async(&mut conn)
+            n += dead_letter::purge(&mut conn, &dead_letter_stream(&stream), &filter)
                 .await
                 .map_err(|e| DeadLetterError::Transport(Box::new(e)))?;
-            let _: Value = cmd("DEL")
-                .arg(&dl)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| DeadLetterError::Transport(Box::new(e)))?;
-            n += len as usize;
         }
         Ok(n)
     }
@@ -535,13 +576,12 @@ impl RunningRedisBus {
                 if group.pending != 0 {
                     return false;
                 }
-                let caught_up = match group.lag {
-                    Some(lag) => lag == 0,
-                    None => {
-                        last_generated_id(conn, stream).await.as_deref()
-                            == Some(group.last_delivered_id.as_str())
-                    }
-                };
+                // Redis 7.0 keeps `lag` above zero for good once entries were trimmed before
+                // the group read them (its read counter skips them): a group that was delivered
+                // the stream's last entry has caught up, whatever `lag` says.
+                let caught_up = group.lag == Some(0)
+                    || last_generated_id(conn, stream).await.as_deref()
+                        == Some(group.last_delivered_id.as_str());
                 if !caught_up {
                     return false;
                 }

@@ -39,7 +39,24 @@ pub(crate) struct RedisConfig {
     pub(crate) consumer_idle_timeout: Duration,
     pub(crate) retention: Retention,
     pub(crate) response_timeout: Duration,
+    pub(crate) workflow_stream: Option<String>,
 }
+
+/// Which generation of the seed system (the TypeScript event bus) a bus joins; see
+/// [`RedisBusBuilder::seed_compatible`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SeedGeneration {
+    /// The seed as it runs today: streams `alga-psa:event-stream:{channel}:{EVENT_TYPE}`, and
+    /// every publish on the default channel also written to `workflow:events:global`.
+    Current,
+    /// The seed document's first generation: streams `alga-psa:event-stream:{EVENT_TYPE}`, no
+    /// channel segment and no workflow stream.
+    First,
+}
+
+/// The seed's stream prefix.
+pub const SEED_PREFIX: &str = "alga-psa:event-stream";
 
 impl Default for RedisConfig {
     fn default() -> Self {
@@ -54,6 +71,7 @@ impl Default for RedisConfig {
             consumer_idle_timeout: Duration::from_secs(3600),
             retention: Retention::Unbounded,
             response_timeout: Duration::from_secs(2),
+            workflow_stream: None,
         }
     }
 }
@@ -88,6 +106,49 @@ impl RedisBusBuilder {
     }
 
     bus_builder_options!(config.common);
+
+    /// Joins a deployment of the seed system (the TypeScript event bus) in one call: its
+    /// prefix (`alga-psa:event-stream`), its stream layout, and for the current generation its
+    /// workflow stream. What else joining needs is the default already: the envelope and entry
+    /// format, absent (never `null`) optional fields, dead letters shared with the seed's, the
+    /// `event-processors` group name refused to subscribers, and trimming by the seed's
+    /// `MAXLEN ~ 1000` detected and counted. Event types keep their own channels
+    /// (`#[event(channels(...))]`), subscribers theirs (`channel = "..."`).
+    ///
+    /// ```no_run
+    /// use event_bus_redis::{RedisBus, SeedGeneration};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bus = RedisBus::builder()
+    ///     .url("redis://127.0.0.1:6379")
+    ///     .seed_compatible(SeedGeneration::Current)
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn seed_compatible(mut self, generation: SeedGeneration) -> Self {
+        self.config.common.prefix = SEED_PREFIX.to_owned();
+        match generation {
+            SeedGeneration::Current => {
+                self.config.common.layout = event_bus_core::StreamLayout::PerChannel;
+                self.config.workflow_stream = Some(crate::WORKFLOW_STREAM.to_owned());
+            }
+            SeedGeneration::First => {
+                self.config.common.layout = event_bus_core::StreamLayout::PerEventType;
+                self.config.workflow_stream = None;
+            }
+        }
+        self
+    }
+
+    /// Also writes every publish on the default channel (`global`) to this stream, as the
+    /// seed does for its workflow runtime (`workflow:events:global`, see
+    /// [`WORKFLOW_STREAM`](crate::WORKFLOW_STREAM)): flat fields in the seed's order. Off by
+    /// default; [`seed_compatible`](Self::seed_compatible) turns it on. Nothing here trims it.
+    pub fn workflow_stream(mut self, stream: impl Into<String>) -> Self {
+        self.config.workflow_stream = Some(stream.into());
+        self
+    }
 
     /// This process's consumer name in every group (default: host name, pid and a random
     /// suffix, unique even when every container runs as pid 1).

@@ -2,11 +2,17 @@
 //! (`sourceStream`, `sourceMessageId`, `deliveries`, `deadLetteredAt`) plus ours (`subscriber`,
 //! `error`, `errorKind`, `runs`, `reason`), read back as [`DeadLetter`]s, and found again after a crash so an
 //! entry is never dead-lettered twice.
+//!
+//! The seed system writes its own dead letters to the same streams, with only its fields (no
+//! `subscriber`): they are read back as foreign letters, never replayed here, and deleted only
+//! when a purge selects them. The seed also trims each dead-letter stream to about
+//! [`SEED_DEAD_LETTER_CAP`] entries with every letter it writes, ours included:
+//! [`warn_if_shared_near_cap`] says so at start.
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use event_bus_core::{DeadLetter, Failure, FailureKind};
+use event_bus_core::{DeadLetter, DeadLetterFilter, Failure, FailureKind};
 use redis::aio::ConnectionManager;
 use redis::{cmd, RedisResult, Value};
 
@@ -76,28 +82,55 @@ fn is_dead_letter_field(name: &str) -> bool {
     )
 }
 
+/// How many entries the seed keeps in a dead-letter stream: every dead letter it writes is an
+/// `XADD {stream}:dead-letter MAXLEN ~ 1000`, which trims the oldest letters, ours included.
+pub(crate) const SEED_DEAD_LETTER_CAP: u64 = 1000;
+
+/// From how many entries a shared dead-letter stream counts as near the seed's cap.
+const NEAR_CAP: u64 = SEED_DEAD_LETTER_CAP * 8 / 10;
+
+/// Whether a dead-letter entry was written by another implementation (the seed): ours always
+/// name their subscriber.
+pub(crate) fn is_foreign(entry: &Entry) -> bool {
+    entry.field("subscriber").is_none()
+}
+
 /// The dead letter an entry of a dead-letter stream describes.
 pub(crate) fn parse(entry: Entry) -> DeadLetter {
     let source_stream = entry.field_str("sourceStream").unwrap_or_default();
+    let foreign = is_foreign(&entry);
+    let deliveries = entry
+        .field_str("deliveries")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0);
+    let reason = match entry.field_str("reason") {
+        Some(reason) => reason,
+        None if foreign => format!(
+            "dead-lettered by another implementation (the seed system) after {deliveries} \
+             deliveries; it records no subscriber, error or reason"
+        ),
+        None => String::new(),
+    };
+    let kind = match entry.field_str("errorKind") {
+        Some(k) => FailureKind::parse(&k).unwrap_or(FailureKind::Handler),
+        // The seed gives up on an entry after a number of deliveries, whatever happened.
+        None if foreign => FailureKind::Crashed,
+        None => FailureKind::Handler,
+    };
     let mut letter = DeadLetter {
         id: entry.id.clone(),
         event_type: event_type_of(&source_stream).to_owned(),
         source_message_id: entry.field_str("sourceMessageId").unwrap_or_default(),
         subscriber: entry.field_str("subscriber").unwrap_or_default(),
-        deliveries: entry
-            .field_str("deliveries")
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(0),
+        deliveries,
         runs: entry
             .field_str("runs")
             .and_then(|d| d.parse().ok())
             .unwrap_or(0),
-        reason: entry.field_str("reason").unwrap_or_default(),
+        reason,
         error: entry.field_str("error").unwrap_or_default(),
-        kind: entry
-            .field_str("errorKind")
-            .and_then(|k| FailureKind::parse(&k))
-            .unwrap_or(FailureKind::Handler),
+        kind,
+        foreign,
         dead_lettered_at: entry
             .field_str("deadLetteredAt")
             .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
@@ -163,4 +196,75 @@ pub(crate) async fn already_dead_lettered(
         .filter_map(|e| e.field_str("sourceMessageId"))
         .filter(|id| wanted.contains(id.as_str()))
         .collect())
+}
+
+/// Deletes the letters of `dl_stream` that `filter` selects, by id (`XDEL`, never `DEL`: the
+/// letters it leaves out, and those written meanwhile, stay as they are); returns how many
+/// Redis deleted.
+pub(crate) async fn purge(
+    conn: &mut ConnectionManager,
+    dl_stream: &str,
+    filter: &DeadLetterFilter,
+) -> RedisResult<usize> {
+    let ids: Vec<String> = read_all(conn, dl_stream, "-")
+        .await?
+        .into_iter()
+        .map(parse)
+        .filter(|letter| filter.matches(letter))
+        .map(|letter| letter.id)
+        .collect();
+    let mut deleted = 0;
+    for chunk in ids.chunks(500) {
+        let n: u64 = cmd("XDEL")
+            .arg(dl_stream)
+            .arg(chunk)
+            .query_async(conn)
+            .await?;
+        deleted += usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    Ok(deleted)
+}
+
+/// Warns when `dl_stream` is shared with the seed (it holds foreign letters) and near the seed's
+/// cap: each dead letter the seed writes trims the stream to about [`SEED_DEAD_LETTER_CAP`]
+/// entries, the oldest first, so `subscriber`'s letters there are deleted unseen once the seed
+/// has written that many more. Looks at the newest [`SEED_DEAD_LETTER_CAP`] entries only.
+pub(crate) async fn warn_if_shared_near_cap(
+    conn: &mut ConnectionManager,
+    dl_stream: &str,
+    subscriber: &str,
+) -> RedisResult<()> {
+    let len: u64 = cmd("XLEN").arg(dl_stream).query_async(conn).await?;
+    if len < NEAR_CAP {
+        return Ok(());
+    }
+    let newest: Value = cmd("XREVRANGE")
+        .arg(dl_stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(SEED_DEAD_LETTER_CAP)
+        .query_async(conn)
+        .await?;
+    let newest = reply::entries(newest);
+    let foreign = newest.iter().filter(|e| is_foreign(e)).count();
+    if foreign == 0 {
+        return Ok(());
+    }
+    let ours = newest
+        .iter()
+        .filter(|e| e.field("subscriber") == Some(subscriber.as_bytes()))
+        .count();
+    tracing::warn!(
+        stream = %dl_stream,
+        subscriber,
+        entries = len,
+        foreign,
+        ours,
+        cap = SEED_DEAD_LETTER_CAP,
+        "this dead-letter stream is shared with the seed system, which trims it to about {SEED_DEAD_LETTER_CAP} \
+         entries (oldest first, ours included) with every dead letter it writes: replay or purge this \
+         subscriber's letters (or copy them elsewhere) before the seed writes that many more"
+    );
+    Ok(())
 }

@@ -4,24 +4,42 @@
 
 use redis::aio::ConnectionManager;
 use redis::streams::StreamInfoGroupsReply;
-use redis::{cmd, RedisResult, Value};
+use redis::{cmd, RedisResult, Script, Value};
 
 use crate::connection::{is_busygroup, is_no_such_key};
 
-/// `XGROUP CREATE stream group $|0 MKSTREAM`; an existing group is kept as it is.
+/// `XGROUP CREATE stream group $|0 MKSTREAM ENTRIESREAD n`, with `n` what the group is past:
+/// every entry ever added for `$`, the entries no longer in the stream for `0`. Without
+/// `ENTRIESREAD`, Redis 7.0 leaves a new group's read counter unknown, and its first read then
+/// counts the entries trimmed before it as read: the group could not tell it missed them
+/// (see `consumer::trimming`).
+const CREATE: &str = r"
+local n = 0
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local info = redis.call('XINFO', 'STREAM', KEYS[1])
+  local added, length = 0, 0
+  for i = 1, #info, 2 do
+    if info[i] == 'entries-added' then added = info[i + 1]
+    elseif info[i] == 'length' then length = info[i + 1] end
+  end
+  if ARGV[2] == '$' then n = added else n = added - length end
+end
+return redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], ARGV[2], 'MKSTREAM', 'ENTRIESREAD', n)
+";
+
+/// Creates the group at `start` (`$` or `0`), with a known read counter (see [`CREATE`]); an
+/// existing group is kept as it is.
 pub(crate) async fn ensure_group(
     conn: &mut ConnectionManager,
     stream: &str,
     group: &str,
     start: &str,
 ) -> RedisResult<()> {
-    let result: RedisResult<Value> = cmd("XGROUP")
-        .arg("CREATE")
-        .arg(stream)
+    let result: RedisResult<Value> = Script::new(CREATE)
+        .key(stream)
         .arg(group)
         .arg(start)
-        .arg("MKSTREAM")
-        .query_async(conn)
+        .invoke_async(conn)
         .await;
     match result {
         Ok(_) => Ok(()),

@@ -32,7 +32,9 @@ mod keys;
 mod reply;
 mod retention;
 mod runs;
+mod workflow;
 
 pub use bus::{RedisBus, RunningRedisBus};
-pub use config::{RedisBusBuilder, Retention};
+pub use config::{RedisBusBuilder, Retention, SeedGeneration, SEED_PREFIX};
 pub use groups::ForeignGroup;
+pub use workflow::WORKFLOW_STREAM;

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_bus_core::{Bus, DeadLetter, MemoryBus, RetryPolicy};
+use event_bus_core::{Bus, DeadLetter, MemoryBus, RetryPolicy, StreamLayout};
 use event_bus_redis::RedisBus;
 
 use crate::probe::Recorder;
@@ -34,13 +34,18 @@ impl TestTransport for MemoryBus {
     const KIND: BusKind = BusKind::Memory;
 
     async fn build_for(t: &TestBus) -> Self {
-        let built = MemoryBus::builder()
+        let mut builder = MemoryBus::builder();
+        for name in &t.allowed_group_names {
+            builder = builder.allow_group_name(name);
+        }
+        let built = builder
             .prefix(&t.prefix)
             .only(t.only.clone())
             .state(SharedRecorder(Arc::clone(&t.recorder)))
             .retry_policy(t.retry)
             .shutdown_timeout(t.shutdown_timeout)
             .allow_no_subscribers(t.allow_no_subscribers)
+            .layout(t.layout)
             .build()
             .await;
         match built {
@@ -62,11 +67,15 @@ impl TestTransport for RedisBus {
             .retry_policy(t.retry)
             .shutdown_timeout(t.shutdown_timeout)
             .allow_no_subscribers(t.allow_no_subscribers)
+            .layout(t.layout)
             .claim_idle(t.claim_idle)
             .claim_interval(t.claim_interval)
             .block(t.block);
         if let Some(name) = &t.consumer_name {
             builder = builder.consumer_name(name);
+        }
+        for name in &t.allowed_group_names {
+            builder = builder.allow_group_name(name);
         }
         match builder.build().await {
             Ok(bus) => bus,
@@ -103,6 +112,10 @@ pub struct TestBus {
     pub shutdown_timeout: Duration,
     /// Whether start may find no subscriber (default no).
     pub allow_no_subscribers: bool,
+    /// The stream layout (default one stream per event type).
+    pub layout: StreamLayout,
+    /// Reserved group names a subscriber may take.
+    pub allowed_group_names: Vec<String>,
 }
 
 impl TestBus {
@@ -123,6 +136,8 @@ impl TestBus {
             block: Duration::from_millis(200),
             shutdown_timeout: Duration::from_secs(10),
             allow_no_subscribers: false,
+            layout: StreamLayout::default(),
+            allowed_group_names: Vec::new(),
         }
     }
 

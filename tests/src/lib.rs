@@ -8,6 +8,7 @@ pub mod bus;
 pub mod probe;
 pub mod proxy;
 pub mod redis_helpers;
+pub mod seed;
 pub mod server;
 
 pub use bus::{wait_dead_letters, BusKind, SharedRecorder, TestBus, TestTransport};

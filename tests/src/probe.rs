@@ -294,3 +294,9 @@ async fn probe_needs_state(
 ) -> Result<(), HandlerError> {
     Ok(())
 }
+
+/// Takes the seed's one consumer-group name: a bus must refuse it unless allowed.
+#[subscriber("PROBE", name = "event-processors")]
+async fn probe_seed_group(event: Envelope<Probe>, ctx: Context) -> Result<(), HandlerError> {
+    run(event, ctx).await
+}

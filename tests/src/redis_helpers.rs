@@ -1,7 +1,8 @@
 //! Helpers shared by the Redis fault tests (`tests/tests/redis_*.rs`): a raw connection to
 //! issue commands as another process would, consumer-group commands that play a crashed
-//! consumer (`create_group`, `read_as`), the pending-list count, reply flattening, and bounded
-//! waits on the pending list and on the bus's counters.
+//! consumer (`create_group`, `read_as`), the pending-list count, reply flattening, bounded
+//! waits on the pending list and on the bus's counters, and writes as another implementation
+//! makes them (`xadd_probes`, with the seed's `MAXLEN ~ n`; `xadd_seed_dead_letter`).
 //!
 //! Everything here panics on a Redis error: it is test code, and a failed command is a failed
 //! test.
@@ -129,4 +130,104 @@ pub async fn wait_handled_stat(bus: &RedisBus, n: u64) -> u64 {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The envelope JSON of a probe event, as any publisher writes it (for raw `XADD`s).
+pub fn probe_envelope(tenant: uuid::Uuid, seq: u64) -> String {
+    serde_json::json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "eventType": "PROBE",
+        "timestamp": "2026-11-26T18:00:00.000Z",
+        "payload": { "tenantId": tenant.to_string(), "seq": seq },
+    })
+    .to_string()
+}
+
+/// Appends one probe entry per seq to `stream` as another publisher would
+/// (`XADD stream * event <json> channel global`), pipelined; with `maxlen`, every `XADD` trims
+/// like the seed's (`MAXLEN ~ n`).
+pub async fn xadd_probes(
+    conn: &mut MultiplexedConnection,
+    stream: &str,
+    seqs: std::ops::Range<u64>,
+    maxlen: Option<u64>,
+) {
+    let tenant = uuid::Uuid::new_v4();
+    let seqs: Vec<u64> = seqs.collect();
+    for chunk in seqs.chunks(500) {
+        let mut pipe = redis::pipe();
+        for seq in chunk {
+            let c = pipe.cmd("XADD").arg(stream);
+            if let Some(n) = maxlen {
+                c.arg("MAXLEN").arg("~").arg(n);
+            }
+            c.arg("*")
+                .arg("event")
+                .arg(probe_envelope(tenant, *seq))
+                .arg("channel")
+                .arg("global")
+                .ignore();
+        }
+        let () = pipe.query_async(conn).await.expect("xadd");
+    }
+}
+
+/// `XLEN stream`.
+pub async fn xlen(conn: &mut MultiplexedConnection, stream: &str) -> u64 {
+    redis::cmd("XLEN")
+        .arg(stream)
+        .query_async(conn)
+        .await
+        .expect("xlen")
+}
+
+/// Writes a dead letter to `{stream}:dead-letter` as the seed system does: the original entry's
+/// fields (`event`, `channel`), then `sourceStream`, `sourceMessageId`, `deliveries`,
+/// `deadLetteredAt`, with `MAXLEN ~ 1000`; no subscriber, error or kind. Returns its id.
+pub async fn xadd_seed_dead_letter(
+    conn: &mut MultiplexedConnection,
+    stream: &str,
+    event_json: &str,
+    source_message_id: &str,
+    deliveries: u32,
+) -> String {
+    redis::cmd("XADD")
+        .arg(format!("{stream}:dead-letter"))
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(1000)
+        .arg("*")
+        .arg("event")
+        .arg(event_json)
+        .arg("channel")
+        .arg("global")
+        .arg("sourceStream")
+        .arg(stream)
+        .arg("sourceMessageId")
+        .arg(source_message_id)
+        .arg("deliveries")
+        .arg(deliveries)
+        .arg("deadLetteredAt")
+        .arg("2026-11-26T18:00:00.000Z")
+        .query_async(conn)
+        .await
+        .expect("xadd dead letter")
+}
+
+/// Every entry of `stream` from `start` to `end` (`XRANGE`), as its strings: ids, field names
+/// and values in order, byte for byte.
+pub async fn xrange_strings(
+    conn: &mut MultiplexedConnection,
+    stream: &str,
+    start: &str,
+    end: &str,
+) -> Vec<String> {
+    let v: Value = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg(start)
+        .arg(end)
+        .query_async(conn)
+        .await
+        .expect("xrange");
+    strings(&v)
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use event_bus_core::{
-    FailureKind, PublishError, RetryPolicy, RunningBus, ShutdownError, StartError,
+    DeadLetterFilter, FailureKind, PublishError, RetryPolicy, RunningBus, ShutdownError, StartError,
 };
 use event_bus_tests::{wait_dead_letters, BusKind, Probe, TestBus, TestTransport};
 use uuid::Uuid;
@@ -53,6 +53,8 @@ on_both_buses!(
     start_fails_when_a_subscriber_needs_state_the_bus_lacks,
     idle_stats_and_subscribers_are_per_subscriber,
     a_replayed_dead_letter_is_deleted_once_its_replay_is_handled,
+    the_seeds_group_name_is_refused_unless_allowed,
+    purging_dead_letters_deletes_exactly_what_the_filter_selects,
 );
 
 fn exactly_once(handled: &HashMap<u64, usize>, n: u64) {
@@ -332,7 +334,12 @@ async fn replay_goes_to_the_failing_subscriber_only<B: TestTransport>() {
         1,
         "probe-a never saw the replay"
     );
-    assert_eq!(bus.purge_dead_letters().await.expect("purge"), 1);
+    assert_eq!(
+        bus.purge_dead_letters(DeadLetterFilter::ours())
+            .await
+            .expect("purge"),
+        1
+    );
     assert!(bus.dead_letters().await.expect("list").is_empty());
     running.shutdown().await.expect("shutdown");
     t.cleanup().await;
@@ -678,6 +685,135 @@ async fn a_replayed_dead_letter_is_deleted_once_its_replay_is_handled<B: TestTra
     assert!(bus.dead_letters().await.expect("list").is_empty());
     assert_eq!(t.recorder.attempt_numbers("probe-a", 1), vec![1, 1]);
     assert_eq!(running.stats().handled, 1);
+    running.shutdown().await.expect("shutdown");
+    t.cleanup().await;
+}
+
+/// A subscriber named `event-processors` would join the seed's one consumer group and take its
+/// entries: start refuses it, unless the builder allows that name.
+async fn the_seeds_group_name_is_refused_unless_allowed<B: TestTransport>() {
+    let kind = B::KIND;
+    let mut t = TestBus::new(kind, "reserved", &["event-processors"]);
+    let bus = t.build::<B>().await;
+    match bus.start().await {
+        Err(StartError::ReservedName { subscriber, .. }) => {
+            assert_eq!(subscriber, "event-processors")
+        }
+        other => panic!("expected ReservedName, got {other:?}"),
+    }
+    t.allowed_group_names = vec!["event-processors".to_owned()];
+    let bus = t.build::<B>().await;
+    let running = bus.start().await.expect("allowed by name");
+    bus.publish(Probe::new(Uuid::new_v4(), 1))
+        .await
+        .expect("publish");
+    assert!(t.recorder.wait_handled("event-processors", 1, WAIT).await);
+    running.shutdown().await.expect("shutdown");
+    t.cleanup().await;
+}
+
+/// `purge_dead_letters` deletes exactly the letters its filter selects (by subscriber, by id, by
+/// event type; every condition must hold) and returns how many; the others stay listed.
+async fn purging_dead_letters_deletes_exactly_what_the_filter_selects<B: TestTransport>() {
+    let kind = B::KIND;
+    let t = TestBus::new(kind, "purge-filter", &["probe-a", "probe-b"]);
+    let bus = t.build::<B>().await;
+    let running = bus.start().await.expect("start");
+    let tenant = Uuid::new_v4();
+    for seq in 1..=3 {
+        let mut p = Probe::new(tenant, seq);
+        p.permanent = true; // dead-lettered by both subscribers
+        bus.publish(p).await.expect("publish");
+    }
+    let letters = wait_dead_letters(&bus, 6, WAIT).await;
+    assert_eq!(letters.len(), 6);
+    assert!(letters.iter().all(|l| !l.is_foreign()), "{letters:?}");
+    let of = |sub: &str| -> Vec<String> {
+        letters
+            .iter()
+            .filter(|l| l.subscriber == sub)
+            .map(|l| l.id.clone())
+            .collect()
+    };
+    let (a, b) = (of("probe-a"), of("probe-b"));
+    assert_eq!((a.len(), b.len()), (3, 3));
+    let purge = |filter: DeadLetterFilter| {
+        let bus = bus.clone();
+        async move { bus.purge_dead_letters(filter).await.expect("purge") }
+    };
+    let listed = || {
+        let bus = bus.clone();
+        async move {
+            let mut ids: Vec<String> = bus
+                .dead_letters()
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|l| l.id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+
+    // Nothing matches: a condition no letter passes, or conditions that exclude each other.
+    assert_eq!(
+        purge(DeadLetterFilter::foreign()).await,
+        0,
+        "no foreign letter"
+    );
+    assert_eq!(
+        purge(DeadLetterFilter::ours().event_type("OTHER_TYPE")).await,
+        0
+    );
+    assert_eq!(
+        purge(DeadLetterFilter::ours().subscriber("nobody")).await,
+        0
+    );
+    assert_eq!(purge(DeadLetterFilter::all().ids(["no-such-id"])).await, 0);
+    assert_eq!(
+        purge(DeadLetterFilter::ours().ids(Vec::<String>::new())).await,
+        0
+    );
+    assert_eq!(
+        purge(
+            DeadLetterFilter::ours()
+                .subscriber("probe-b")
+                .ids([a[0].as_str()])
+        )
+        .await,
+        0,
+        "probe-a's letter is not probe-b's"
+    );
+    assert_eq!(listed().await.len(), 6, "nothing was deleted");
+
+    // By subscriber: all of probe-b's, none of probe-a's.
+    assert_eq!(
+        purge(DeadLetterFilter::ours().subscriber("probe-b")).await,
+        3
+    );
+    let mut left = a.clone();
+    left.sort();
+    assert_eq!(listed().await, left);
+    assert_eq!(
+        purge(DeadLetterFilter::ours().subscriber("probe-b")).await,
+        0
+    );
+
+    // By id: exactly those two.
+    assert_eq!(
+        purge(DeadLetterFilter::ours().ids([a[0].clone(), a[2].clone()])).await,
+        2
+    );
+    assert_eq!(listed().await, vec![a[1].clone()]);
+
+    // The default is ours; narrowed to the event type, it takes the last one.
+    assert_eq!(DeadLetterFilter::default(), DeadLetterFilter::ours());
+    assert_eq!(
+        purge(DeadLetterFilter::default().event_type("PROBE")).await,
+        1
+    );
+    assert!(listed().await.is_empty());
     running.shutdown().await.expect("shutdown");
     t.cleanup().await;
 }

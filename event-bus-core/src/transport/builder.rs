@@ -33,6 +33,21 @@ macro_rules! __bus_builder_options {
             self
         }
 
+        /// How stream keys are laid out (default
+        /// [`StreamLayout::PerEventType`]($crate::StreamLayout), `{prefix}:{EVENT_TYPE}`;
+        /// the seed as it runs today uses `PerChannel`, `{prefix}:{channel}:{EVENT_TYPE}`).
+        pub fn layout(mut self, layout: $crate::StreamLayout) -> Self {
+            self.$($field).+.layout = layout;
+            self
+        }
+
+        /// Lets a subscriber take a reserved group name (`event-processors`, the seed's one
+        /// group): only when sharing the seed's group, and its entries, is intended.
+        pub fn allow_group_name(mut self, name: impl ::core::convert::Into<::std::string::String>) -> Self {
+            self.$($field).+.allowed_reserved_names.push(name.into());
+            self
+        }
+
         /// Hands a value to every handler (a `State<T>` parameter, or `ctx.state::<T>()`); one
         /// value per type. Start fails if a subscriber needs a type the bus was not given.
         pub fn state<T: ::core::marker::Send + ::core::marker::Sync + 'static>(mut self, value: T) -> Self {

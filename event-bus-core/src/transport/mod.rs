@@ -14,7 +14,7 @@ mod pool;
 
 pub use crate::context::Shared;
 pub use crate::dispatch::{decode, prepare, Decision, Dispatcher, GiveUp, Prepared};
-pub use crate::publish::{encode, encode_envelope, EncodedEvent};
+pub use crate::publish::{encode, encode_envelope, Channels, EncodedEvent};
 pub use crate::registry::{Resolved, Selection};
 pub use crate::stats::SubscriberCounters;
 pub use builder::bus_builder_options;

@@ -5,7 +5,14 @@ use std::time::Duration;
 use crate::context::StateMap;
 use crate::dispatch::RetryPolicy;
 use crate::error::StartError;
+use crate::event::StreamLayout;
 use crate::registry::{Resolved, Selection};
+use crate::subscriber::Subscriber;
+
+/// Consumer-group names a subscriber may not take unless the builder allows it by name:
+/// `event-processors` is the seed system's one group for everything, so a subscriber of that
+/// name would join it and take the seed's entries.
+pub const RESERVED_GROUP_NAMES: &[&str] = &["event-processors"];
 
 /// The settings every bus builder shares: key prefix, shared state, subscriber selection,
 /// retry policy and shutdown deadline.
@@ -14,6 +21,10 @@ use crate::registry::{Resolved, Selection};
 pub struct BusOptions {
     /// The stream prefix (`event`).
     pub prefix: String,
+    /// How stream keys are laid out (default: one stream per event type).
+    pub layout: StreamLayout,
+    /// Reserved group names the caller allowed a subscriber to take.
+    pub allowed_reserved_names: Vec<String>,
     /// Shared state for handlers.
     pub state: StateMap,
     /// Which subscribers run.
@@ -30,6 +41,8 @@ impl Default for BusOptions {
     fn default() -> Self {
         Self {
             prefix: "event".to_owned(),
+            layout: StreamLayout::default(),
+            allowed_reserved_names: Vec::new(),
             state: StateMap::new(),
             selection: Selection::new(),
             allow_no_subscribers: false,
@@ -46,6 +59,16 @@ impl BusOptions {
     pub fn resolve_for_start(&self, bus: &str) -> Result<Resolved, StartError> {
         let resolved = self.selection.resolve()?;
         resolved.check_state(&self.state)?;
+        for sub in &resolved.subscribers {
+            if RESERVED_GROUP_NAMES.contains(&sub.name())
+                && !self.allowed_reserved_names.iter().any(|n| n == sub.name())
+            {
+                return Err(StartError::ReservedName {
+                    subscriber: sub.name().to_owned(),
+                    location: sub.location().to_owned(),
+                });
+            }
+        }
         if resolved.subscribers.is_empty() && !self.allow_no_subscribers {
             return Err(StartError::NoSubscribers {
                 events: resolved
@@ -57,5 +80,42 @@ impl BusOptions {
         }
         resolved.log(bus);
         Ok(resolved)
+    }
+}
+
+impl BusOptions {
+    /// The stream `subscriber` reads: its event type on its channel, in this bus's layout.
+    pub fn stream_of(&self, subscriber: &Subscriber) -> String {
+        self.layout.stream(
+            &self.prefix,
+            subscriber.channel_name(),
+            subscriber.event_type(),
+        )
+    }
+
+    /// Every stream of the bus's event types: each on its declared channels and on the
+    /// channels its subscribers read (one stream per type in the per-event-type layout).
+    pub fn streams(&self) -> Vec<String> {
+        let mut streams: Vec<String> = Vec::new();
+        let subscribers = self
+            .selection
+            .resolve()
+            .map(|r| r.subscribers)
+            .unwrap_or_default();
+        for event in self.selection.events() {
+            let channels = event.channels.iter().copied().chain(
+                subscribers
+                    .iter()
+                    .filter(|s| s.event_type() == event.event_type)
+                    .map(Subscriber::channel_name),
+            );
+            for channel in channels {
+                let stream = self.layout.stream(&self.prefix, channel, event.event_type);
+                if !streams.contains(&stream) {
+                    streams.push(stream);
+                }
+            }
+        }
+        streams
     }
 }

@@ -4,14 +4,18 @@
 //! Of `#[serde(...)]` only the names matter (`rename_all`, `rename`): validation issues name
 //! fields by their JSON names. Everything else in `#[serde]` is serde's to read and report.
 
-use syn::{Attribute, LitStr, Token};
+use proc_macro2::{Group, TokenStream};
+use quote::ToTokens;
+use syn::meta::ParseNestedMeta;
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Expr, ExprLit, Lit, LitStr, Token};
 
 use super::rule::{parse_rule, Rule};
 use super::symbol::{
-    CONTAINER_KEYS, DESERIALIZE, EVENT, FIELD_KEYS, NAME, RENAME, RENAME_ALL, RULES, SERDE,
-    SERIALIZE, TENANT, VALIDATE,
+    ANY_STRING, CHANNELS, CONTAINER_KEYS, DESERIALIZE, EVENT, FIELD_KEYS, NAME, NONE_AS_NULL,
+    RENAME, RENAME_ALL, RULES, SERDE, SERIALIZE, TENANT, VALIDATE,
 };
-use super::{is_bare, key_of, skip_value, value_str, Once};
+use super::{check_channel, is_bare, key_of, skip_value, value_str, Once};
 use crate::case::RenameRule;
 use crate::ctxt::Ctxt;
 
@@ -19,14 +23,22 @@ use crate::ctxt::Ctxt;
 pub(crate) struct Container {
     /// `#[event(name = "...")]`
     pub(crate) name: Option<LitStr>,
+    /// `#[event(channels("global", ...))]`: checked, at least one, no duplicates.
+    pub(crate) channels: Option<Vec<LitStr>>,
+    /// The `none_as_null` key of `#[event(none_as_null)]`.
+    pub(crate) none_as_null: Option<syn::Path>,
     /// `#[serde(rename_all = "...")]` (the deserialize side when split)
     pub(crate) rename_all: Option<RenameRule>,
 }
+
+const CHANNELS_EXAMPLE: &str = "#[event(channels(\"global\", \"internal-notifications\"))]";
 
 impl Container {
     /// Reads the struct's attributes.
     pub(crate) fn from_attrs(cx: &Ctxt, attrs: &[Attribute]) -> Self {
         let mut name = Once::new("attribute", NAME);
+        let mut channels = Once::new("attribute", CHANNELS);
+        let mut none_as_null = Once::new("attribute", NONE_AS_NULL);
         let mut rename_all = None;
         for attr in attrs {
             if attr.path().is_ident(EVENT) {
@@ -35,6 +47,19 @@ impl Container {
                         if let Some(lit) = value_str(cx, &meta, "#[event(name = \"TICKET_UPDATED\")]")? {
                             name.set(cx, &meta.path, lit);
                         }
+                    } else if meta.path.is_ident(CHANNELS) {
+                        if let Some(list) = parse_channels(cx, &meta)? {
+                            channels.set(cx, &meta.path, list);
+                        }
+                    } else if meta.path.is_ident(NONE_AS_NULL) {
+                        if !is_bare(&meta) {
+                            cx.error_spanned_by(
+                                &meta.path,
+                                "`none_as_null` takes no value: write #[event(none_as_null)]",
+                            );
+                            skip_value(&meta)?;
+                        }
+                        none_as_null.set(cx, &meta.path, meta.path.clone());
                     } else if meta.path.is_ident(TENANT) || meta.path.is_ident(VALIDATE) {
                         cx.error_spanned_by(
                             &meta.path,
@@ -70,15 +95,25 @@ impl Container {
         }
         Self {
             name: name.get(),
+            channels: channels.get(),
+            none_as_null: none_as_null.get(),
             rename_all,
         }
     }
 }
 
+/// `#[event(tenant)]` or `#[event(tenant(any_string))]` on a field.
+pub(crate) struct Tenant {
+    /// The attribute's tokens (`tenant`, or `tenant(any_string)`), for diagnostics.
+    pub(crate) tokens: TokenStream,
+    /// `any_string`: any non-empty string is a tenant, not only a UUID.
+    pub(crate) any_string: bool,
+}
+
 /// `#[event(...)]` and `#[serde(...)]` on a field.
 pub(crate) struct Field {
-    /// The `tenant` key of `#[event(tenant)]`.
-    pub(crate) tenant: Option<syn::Path>,
+    /// `#[event(tenant)]` or `#[event(tenant(any_string))]`.
+    pub(crate) tenant: Option<Tenant>,
     /// The validation rules, in the order written.
     pub(crate) rules: Vec<Rule>,
     /// `#[serde(rename = "...")]` (the deserialize side when split)
@@ -96,14 +131,9 @@ impl Field {
             if attr.path().is_ident(EVENT) {
                 let parsed = attr.parse_nested_meta(|meta| {
                     if meta.path.is_ident(TENANT) {
-                        if !is_bare(&meta) {
-                            cx.error_spanned_by(
-                                &meta.path,
-                                "`tenant` takes no value: write #[event(tenant)]",
-                            );
-                            skip_value(&meta)?;
+                        if let Some(parsed) = parse_tenant(cx, &meta)? {
+                            tenant.set(cx, &meta.path, parsed);
                         }
-                        tenant.set(cx, &meta.path, meta.path.clone());
                     } else if meta.path.is_ident(VALIDATE) {
                         if meta.input.peek(syn::token::Paren) {
                             meta.parse_nested_meta(|rule| parse_rule(cx, &rule, &mut seen, &mut rules))?;
@@ -114,13 +144,30 @@ impl Field {
                             );
                             skip_value(&meta)?;
                         }
-                    } else if meta.path.is_ident(NAME) {
+                    } else if meta.path.is_ident(NAME)
+                        || meta.path.is_ident(CHANNELS)
+                        || meta.path.is_ident(NONE_AS_NULL)
+                    {
+                        let example = if meta.path.is_ident(NAME) {
+                            "name = \"...\""
+                        } else if meta.path.is_ident(CHANNELS) {
+                            "channels(\"...\")"
+                        } else {
+                            "none_as_null"
+                        };
                         cx.error_spanned_by(
                             &meta.path,
                             format!(
-                                "`name` is a struct attribute: put #[event(name = \"...\")] on the struct; \
-                                 fields take: {FIELD_KEYS}"
+                                "`{}` is a struct attribute: put #[event({example})] on the struct; \
+                                 fields take: {FIELD_KEYS}",
+                                key_of(&meta),
                             ),
+                        );
+                        skip_value(&meta)?;
+                    } else if meta.path.is_ident(ANY_STRING) {
+                        cx.error_spanned_by(
+                            &meta.path,
+                            "`any_string` qualifies the tenant: write #[event(tenant(any_string))]",
                         );
                         skip_value(&meta)?;
                     } else {
@@ -151,6 +198,106 @@ impl Field {
             rename,
         }
     }
+}
+
+/// Reads `tenant` or `tenant(any_string)`; `None` (with an error recorded) when malformed.
+fn parse_tenant(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<Tenant>> {
+    const USAGE: &str =
+        "write #[event(tenant)] (a UUID) or #[event(tenant(any_string))] (any non-empty string)";
+    if is_bare(meta) {
+        return Ok(Some(Tenant {
+            tokens: meta.path.to_token_stream(),
+            any_string: false,
+        }));
+    }
+    if !meta.input.peek(syn::token::Paren) {
+        cx.error_spanned_by(&meta.path, format!("`tenant` takes no value: {USAGE}"));
+        skip_value(meta)?;
+        return Ok(None);
+    }
+    let group: Group = meta.input.fork().parse()?;
+    let mut tokens = meta.path.to_token_stream();
+    group.to_tokens(&mut tokens);
+    if group.stream().is_empty() {
+        meta.input.parse::<Group>()?;
+        cx.error_spanned_by(&tokens, format!("`tenant()` names no option: {USAGE}"));
+        return Ok(None);
+    }
+    let mut any_string = Once::new("option", ANY_STRING);
+    let mut ok = true;
+    meta.parse_nested_meta(|option| {
+        if option.path.is_ident(ANY_STRING) && is_bare(&option) {
+            any_string.set(cx, &option.path, ());
+        } else {
+            ok = false;
+            let what = if option.path.is_ident(ANY_STRING) {
+                "`any_string` takes no value".to_owned()
+            } else {
+                format!(
+                    "unknown tenant option `{}`, expected `{ANY_STRING}`",
+                    key_of(&option)
+                )
+            };
+            cx.error_spanned_by(&option.path, format!("{what}; {USAGE}"));
+            skip_value(&option)?;
+        }
+        Ok(())
+    })?;
+    let any_string = any_string.get().is_some();
+    Ok((ok && any_string).then_some(Tenant { tokens, any_string }))
+}
+
+/// Reads `channels("a", "b", ...)`: string literals, each a valid channel name, at least one,
+/// no duplicates. `None` when the list could not be read at all.
+fn parse_channels(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<Vec<LitStr>>> {
+    if !meta.input.peek(syn::token::Paren) {
+        cx.error_spanned_by(
+            &meta.path,
+            format!("`channels` takes a list of channel names: write {CHANNELS_EXAMPLE}"),
+        );
+        skip_value(meta)?;
+        return Ok(None);
+    }
+    let content;
+    syn::parenthesized!(content in meta.input);
+    let items = Punctuated::<Expr, Token![,]>::parse_terminated(&content)?;
+    if items.is_empty() {
+        cx.error_spanned_by(
+            &meta.path,
+            format!("`channels` needs at least one channel: write {CHANNELS_EXAMPLE}"),
+        );
+        return Ok(None);
+    }
+    let mut channels: Vec<LitStr> = Vec::with_capacity(items.len());
+    for item in items {
+        let lit = match item {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(lit), ..
+            }) => lit,
+            other => {
+                cx.error_spanned_by(
+                    &other,
+                    format!("a channel is a string literal: write {CHANNELS_EXAMPLE}"),
+                );
+                continue;
+            }
+        };
+        if !check_channel(cx, &lit, CHANNELS_EXAMPLE) {
+            continue;
+        }
+        if channels.iter().any(|seen| seen.value() == lit.value()) {
+            cx.error_spanned_by(
+                &lit,
+                format!(
+                    "duplicate channel {:?}; list each channel once",
+                    lit.value()
+                ),
+            );
+            continue;
+        }
+        channels.push(lit);
+    }
+    Ok(Some(channels))
 }
 
 /// The string of `#[serde(key = "...")]` or of `#[serde(key(deserialize = "..."))]` (the

@@ -86,6 +86,36 @@ fn skip_to_comma(input: ParseStream<'_>) -> syn::Result<()> {
     })
 }
 
+/// Checks a channel name (`#[event(channels(...))]`, `#[subscriber(channel = ...)]`): not
+/// empty, no whitespace or control characters, as `event_bus_core::is_valid_channel` says.
+/// Records an error on the literal and returns `false` otherwise.
+fn check_channel(cx: &Ctxt, lit: &LitStr, example: &str) -> bool {
+    let name = lit.value();
+    if name.is_empty() {
+        cx.error_spanned_by(
+            lit,
+            format!("a channel name must not be empty: write `{example}`"),
+        );
+        return false;
+    }
+    if let Some(bad) = name.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        cx.error_spanned_by(
+            lit,
+            format!(
+                "invalid channel name {name:?}: it contains {}; channel names have no whitespace \
+                 or control characters, e.g. \"internal-notifications\" or \"emailservice::v7\"",
+                if bad.is_whitespace() {
+                    format!("whitespace ({bad:?})")
+                } else {
+                    format!("a control character ({bad:?})")
+                },
+            ),
+        );
+        return false;
+    }
+    true
+}
+
 /// Whether the key stands alone (`tenant`, `non_empty`), i.e. is followed by `,` or nothing.
 fn is_bare(meta: &ParseNestedMeta<'_>) -> bool {
     meta.input.is_empty() || meta.input.peek(Token![,])

@@ -7,8 +7,8 @@ use quote::ToTokens;
 use syn::meta::ParseNestedMeta;
 use syn::{LitInt, LitStr};
 
-use super::symbol::{CONCURRENCY, MAX_ATTEMPTS, NAME, ORDERING, START, SUBSCRIBER_KEYS};
-use super::{key_of, skip_value, value_int, value_str};
+use super::symbol::{CHANNEL, CONCURRENCY, MAX_ATTEMPTS, NAME, ORDERING, START, SUBSCRIBER_KEYS};
+use super::{check_channel, key_of, skip_value, value_int, value_str};
 use crate::ctxt::Ctxt;
 
 /// `start = "earliest" | "latest"`.
@@ -32,6 +32,8 @@ pub(crate) struct SubscriberArgs {
     pub(crate) event_type: Option<LitStr>,
     /// `name = "..."`
     pub(crate) name: Option<LitStr>,
+    /// `channel = "..."`: checked.
+    pub(crate) channel: Option<LitStr>,
     /// `concurrency = N`
     pub(crate) concurrency: Option<(LitInt, u32)>,
     /// `max_attempts = N`
@@ -135,6 +137,13 @@ impl SubscriberArgs {
                     );
                 } else if !duplicate(self.name.is_some()) {
                     self.name = Some(lit);
+                }
+            }
+        } else if meta.path.is_ident(CHANNEL) {
+            let example = "channel = \"emailservice::v7\"";
+            if let Some(lit) = value_str(cx, meta, example)? {
+                if check_channel(cx, &lit, example) && !duplicate(self.channel.is_some()) {
+                    self.channel = Some(lit);
                 }
             }
         } else if meta.path.is_ident(CONCURRENCY) {

@@ -15,6 +15,12 @@ pub(crate) const NAME: &str = "name";
 pub(crate) const TENANT: &str = "tenant";
 /// `#[event(validate(...))]` on a field.
 pub(crate) const VALIDATE: &str = "validate";
+/// `#[event(tenant(any_string))]` on a field.
+pub(crate) const ANY_STRING: &str = "any_string";
+/// `#[event(channels("global", ...))]` on the struct.
+pub(crate) const CHANNELS: &str = "channels";
+/// `#[event(none_as_null)]` on the struct.
+pub(crate) const NONE_AS_NULL: &str = "none_as_null";
 
 /// `validate(non_empty)`
 pub(crate) const NON_EMPTY: &str = "non_empty";
@@ -48,13 +54,16 @@ pub(crate) const MAX_ATTEMPTS: &str = "max_attempts";
 pub(crate) const START: &str = "start";
 /// `#[subscriber(ordering = "tenant" | "none")]`
 pub(crate) const ORDERING: &str = "ordering";
+/// `#[subscriber(channel = "...")]`
+pub(crate) const CHANNEL: &str = "channel";
 
 /// The struct-level keys of `#[event(...)]`, for messages.
-pub(crate) const CONTAINER_KEYS: &str = "name";
+pub(crate) const CONTAINER_KEYS: &str = "name, channels, none_as_null";
 /// The field-level keys of `#[event(...)]`, for messages.
-pub(crate) const FIELD_KEYS: &str = "tenant, validate";
+pub(crate) const FIELD_KEYS: &str = "tenant, tenant(any_string), validate";
 /// The rules of `validate(...)`, for messages.
 pub(crate) const RULES: &str =
     "non_empty, length(min = .., max = ..), range(min = .., max = ..), uuid, custom = path";
 /// The options of `#[subscriber(...)]`, for messages.
-pub(crate) const SUBSCRIBER_KEYS: &str = "name, concurrency, max_attempts, start, ordering";
+pub(crate) const SUBSCRIBER_KEYS: &str =
+    "name, channel, concurrency, max_attempts, start, ordering";

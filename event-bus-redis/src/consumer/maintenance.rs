@@ -1,7 +1,13 @@
-//! Maintenance: a periodic round of claims, consumer clean-up and retention for one
+//! Maintenance: a periodic round of claims, consumer clean-up, the check for entries trimmed
+//! before the group read them ([`trimming`](super::trimming)) and retention, for one
 //! subscriber. Rounds are jittered (the first one starts at a random point of the interval,
 //! later ones vary by ±10 %), so the subscribers of a process do not all tick together.
+//!
+//! At start, before the first round, it looks once at what the consumer starts from: entries
+//! trimmed while the subscriber was away (seen best before its first read passes them), and a
+//! dead-letter stream shared with the seed system that is near the seed's cap.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +17,10 @@ use redis::{cmd, RedisResult, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::reader::sleep_unless_stopped;
+use super::trimming::TrimCheck;
 use super::{claims, ConsumerShared, RedisSink};
 use crate::config::Retention;
+use crate::dead_letter;
 
 /// What maintenance does, and how often.
 pub(crate) struct Settings {
@@ -34,6 +42,16 @@ pub(crate) async fn maintenance_loop(
     settings: Settings,
     stop: CancellationToken,
 ) {
+    let mut trim_check = TrimCheck::default();
+    {
+        let mut conn = shared.conn.clone();
+        if let Err(e) =
+            dead_letter::warn_if_shared_near_cap(&mut conn, &shared.dl_stream, &shared.group).await
+        {
+            tracing::debug!(stream = %shared.dl_stream, error = %e, "could not look at the dead-letter stream");
+        }
+    }
+    check_trimmed(&shared, &mut trim_check, 0).await;
     let mut delay = jittered(settings.interval, 0.0, 1.0);
     loop {
         sleep_unless_stopped(delay, &stop).await;
@@ -49,6 +67,9 @@ pub(crate) async fn maintenance_loop(
         if let Err(e) = remove_idle_consumers(&shared, settings.consumer_idle_timeout).await {
             tracing::warn!(stream = %shared.stream, group = %shared.group, error = %e, "removing idle consumers failed");
         }
+        // Trimmed by others first; then what this round's own cap trims, which it counts itself.
+        check_trimmed(&shared, &mut trim_check, 0).await;
+        let counted_before = shared.counters.trimmed_unhandled.load(Ordering::Relaxed);
         if let Err(e) = crate::retention::apply(
             &shared.conn,
             &shared.stream,
@@ -59,6 +80,23 @@ pub(crate) async fn maintenance_loop(
         {
             tracing::warn!(stream = %shared.stream, error = %e, "retention failed");
         }
+        let own = shared
+            .counters
+            .trimmed_unhandled
+            .load(Ordering::Relaxed)
+            .saturating_sub(counted_before);
+        if own > 0 {
+            check_trimmed(&shared, &mut trim_check, own).await;
+        }
+    }
+}
+
+/// Counts the entries removed before the group read them (see [`TrimCheck`]), less
+/// `already_counted`.
+async fn check_trimmed(shared: &ConsumerShared, check: &mut TrimCheck, already_counted: u64) {
+    if let Err(e) = check.run(shared, already_counted).await {
+        tracing::warn!(stream = %shared.stream, group = %shared.group, error = %e,
+            "could not check for entries trimmed before the group read them; trying again next round");
     }
 }
 

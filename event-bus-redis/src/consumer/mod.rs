@@ -16,6 +16,7 @@ mod claims;
 mod leases;
 mod maintenance;
 mod reader;
+mod trimming;
 
 use std::sync::Arc;
 use std::time::Duration;

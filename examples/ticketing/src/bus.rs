@@ -81,6 +81,16 @@ impl RedisRun {
             .await
     }
 
+    /// The Redis URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The run's own prefix: every key of the run starts with it and a colon.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// In words, for the banner.
     pub fn describe(&self) -> String {
         format!("Redis at {}, streams {}:*", self.url, self.prefix)

@@ -17,11 +17,16 @@ pub type Changes = Map<String, Value>;
 
 // ---------------------------------------------------------------------------------------------
 // Tickets: the seed's `TicketEventPayloadSchema` (tenantId, ticketId, userId, changes?).
+// The seed's ticket publishers write each ticket event to three channels, and so do these:
+// `global`, `internal-notifications` and `emailservice::v7` (the e-mail service reads only its
+// own). In the demo's layout, one stream per event type, the channels share that stream; in
+// the seed's (`seed.rs`), each is a stream of its own.
 
 /// A ticket was opened. `changes` carries the new row: `title`, `priority`, `entered_at`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
 #[serde(rename_all = "camelCase")]
 #[event(name = "TICKET_CREATED")]
+#[event(channels("global", "internal-notifications", "emailservice::v7"))]
 pub struct TicketCreated {
     pub tenant_id: Uuid,
     pub ticket_id: Uuid,
@@ -35,6 +40,7 @@ pub struct TicketCreated {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
 #[serde(rename_all = "camelCase")]
 #[event(name = "TICKET_UPDATED")]
+#[event(channels("global", "internal-notifications", "emailservice::v7"))]
 pub struct TicketUpdated {
     pub tenant_id: Uuid,
     pub ticket_id: Uuid,
@@ -48,6 +54,7 @@ pub struct TicketUpdated {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
 #[serde(rename_all = "camelCase")]
 #[event(name = "TICKET_CLOSED")]
+#[event(channels("global", "internal-notifications", "emailservice::v7"))]
 pub struct TicketClosed {
     pub tenant_id: Uuid,
     pub ticket_id: Uuid,
@@ -271,9 +278,15 @@ mod tests {
         );
         assert_eq!(TicketUpdated::EVENT_TYPE, "TICKET_UPDATED");
         assert_eq!(
-            TicketUpdated::channel("alga-psa:event-stream:global"),
+            TicketUpdated::stream("alga-psa:event-stream:global"),
             "alga-psa:event-stream:global:TICKET_UPDATED"
         );
+        // The seed's channels for every ticket event, in its order.
+        let seed = ["global", "internal-notifications", "emailservice::v7"];
+        assert_eq!(TicketCreated::CHANNELS, seed);
+        assert_eq!(TicketUpdated::CHANNELS, seed);
+        assert_eq!(TicketClosed::CHANNELS, seed);
+        assert_eq!(ProjectCreated::CHANNELS, ["global"]);
         // The seed omits `changes` freely.
         let back: TicketUpdated = serde_json::from_value(json!({
             "tenantId": tenant(), "ticketId": Uuid::from_u128(1), "userId": Uuid::from_u128(2),

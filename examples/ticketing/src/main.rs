@@ -8,13 +8,15 @@
 //! ```
 //!
 //! Where to look: `events.rs` (the ten payload types), `subscribers.rs` (the handlers),
-//! `state.rs` (what they share), `day.rs` (the script), `bus.rs` (memory or Redis). This file
-//! runs the story on any [`Bus`] (`run<B: Bus>`), checks that every number came out as
-//! expected, and exits non-zero if not.
+//! `state.rs` (what they share), `day.rs` (the script), `bus.rs` (memory or Redis), `seed.rs`
+//! (the last section: the same events in the format of a seed deployment). This file runs the
+//! story on any [`Bus`] (`run<B: Bus>`), checks that every number came out as expected, and
+//! exits non-zero if not.
 
 mod bus;
 mod day;
 mod events;
+mod seed;
 mod state;
 mod subscribers;
 
@@ -76,9 +78,9 @@ async fn demo(redis_url: Option<&str>) -> Result<(), BoxError> {
 
     println!("event-bus ticketing demo: a day at a PSA with three tenants");
     let expected = expected_deliveries(&day);
-    let stats = match redis_url {
-        Some(url) => {
-            let redis = RedisRun::new(url);
+    let redis = redis_url.map(RedisRun::new);
+    let stats = match &redis {
+        Some(redis) => {
             println!("  bus: {}", redis.describe());
             let outcome = match redis.bus(&app).await {
                 Ok(bus) => run(bus, &app, &day, &expected).await,
@@ -102,7 +104,8 @@ async fn demo(redis_url: Option<&str>) -> Result<(), BoxError> {
     };
 
     print_summary(&app, &day);
-    check(&app, &day, &expected, &stats)
+    check(&app, &day, &expected, &stats)?;
+    seed::beside_the_seed(&day, redis.as_ref()).await
 }
 
 /// The demo on any bus: start, the story, shutdown. Returns what the bus counted.

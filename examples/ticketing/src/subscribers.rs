@@ -76,13 +76,15 @@ fn score(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Ticket email notifier: the seed's `ticketEmailSubscriber`.
+// Ticket email notifier: the seed's `ticketEmailSubscriber`, which reads the e-mail service's
+// own channel, `emailservice::v7`, like these two (the ticket events are published to it).
 
 /// Emails the tenant's support desk about every ticket change. Up to four emails go out at
 /// once, but one tenant's emails stay in order; a busy mail server is retried (3 attempts).
 #[subscriber(
     "TICKET_UPDATED",
     name = "ticket-email",
+    channel = "emailservice::v7",
     concurrency = 4,
     ordering = "tenant",
     max_attempts = 3
@@ -101,7 +103,12 @@ pub async fn email_on_update(
 }
 
 /// Emails the support desk when a ticket is closed.
-#[subscriber("TICKET_CLOSED", name = "ticket-email-closed", max_attempts = 3)]
+#[subscriber(
+    "TICKET_CLOSED",
+    name = "ticket-email-closed",
+    channel = "emailservice::v7",
+    max_attempts = 3
+)]
 pub async fn email_on_close(
     event: Envelope<TicketClosed>,
     ctx: Context,

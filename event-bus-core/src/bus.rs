@@ -10,6 +10,7 @@ use crate::dead_letter::{DeadLetter, DeadLetterError, DeadLetterFilter, ReplaySu
 use crate::envelope::Envelope;
 use crate::error::{PublishError, ShutdownError, StartError};
 use crate::event::Event;
+use crate::health::Health;
 use crate::publish::{encode, encode_envelope, Channels, EncodedEvent, Published, Publisher};
 use crate::stats::BusStats;
 
@@ -177,6 +178,11 @@ pub trait RunningBus: fmt::Debug + Send + Sync + Sized + 'static {
 
     /// The names of the running subscribers, sorted.
     fn subscribers(&self) -> Vec<&str>;
+
+    /// Whether every subscriber is reading: a readiness check for an orchestrator. On Redis a
+    /// subscriber whose reader cannot reach Redis (or whose connection Redis refused) is
+    /// reported with the error until a read succeeds again.
+    fn health(&self) -> Health;
 
     /// What the bus did so far (the same as [`Bus::stats`]).
     fn stats(&self) -> BusStats {

@@ -54,6 +54,7 @@ mod dispatch;
 mod envelope;
 mod error;
 mod event;
+mod health;
 mod memory;
 mod omit_none;
 mod publish;
@@ -71,6 +72,7 @@ pub use envelope::{format_timestamp, Envelope, EventMeta};
 pub use error::{BoxError, HandlerError, MissingState, PublishError, ShutdownError, StartError};
 pub use event::{is_valid_channel, tenant_uuid, TENANT_NAMESPACE};
 pub use event::{is_valid_event_type, stream_name, Event, StreamLayout, DEFAULT_CHANNEL};
+pub use health::{Health, SubscriberHealth};
 pub use memory::{MemoryBus, MemoryBusBuilder, RunningMemoryBus};
 pub use publish::{ChannelEntry, Published, Publisher};
 pub use registry::{

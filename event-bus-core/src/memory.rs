@@ -17,6 +17,7 @@ use crate::dead_letter::{DeadLetter, DeadLetterError, DeadLetterFilter};
 use crate::dispatch::{Dispatcher, Failure, GiveUp};
 use crate::error::{PublishError, ShutdownError, StartError};
 use crate::event::StreamLayout;
+use crate::health::{Health, SubscriberHealth};
 use crate::publish::{EncodedEvent, Published, Publisher};
 use crate::stats::{BusStats, SubscriberCounters};
 use crate::transport::{bus_builder_options, BusOptions, Message, Sink, WorkerPool};
@@ -430,6 +431,16 @@ impl RunningBus for RunningMemoryBus {
 
     fn subscribers(&self) -> Vec<&str> {
         self.names.iter().map(String::as_str).collect()
+    }
+
+    /// In memory every started subscriber is reading.
+    fn health(&self) -> Health {
+        Health::of(
+            self.names
+                .iter()
+                .map(|n| SubscriberHealth::reading(n.as_str()))
+                .collect(),
+        )
     }
 
     fn idle(&self) -> impl Future<Output = ()> + Send + '_ {

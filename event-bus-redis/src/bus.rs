@@ -11,7 +11,7 @@ use event_bus_core::transport::{
 };
 use event_bus_core::{
     registered_subscribers, BoxError, Bus, BusStats, DeadLetter, DeadLetterError, DeadLetterFilter,
-    PublishError, Published, Publisher, RunningBus, ShutdownError, StartError, StartFrom,
+    Health, PublishError, Published, Publisher, RunningBus, ShutdownError, StartError, StartFrom,
     DEFAULT_CHANNEL,
 };
 use futures_util::future::BoxFuture;
@@ -404,6 +404,29 @@ impl Bus for RedisBus {
             self.options().state.clone(),
             Arc::clone(&self.inner) as Arc<dyn Publisher>,
         );
+        // Every group in one round trip.
+        let groups: Vec<(String, String, &'static str)> = resolved
+            .subscribers
+            .iter()
+            .map(|s| {
+                (
+                    self.options().stream_of(s),
+                    s.name().to_owned(),
+                    start_id(s.options().start),
+                )
+            })
+            .collect();
+        let mut conn = self.inner.conn.clone();
+        if let Err((group, e)) = groups::ensure_groups(&mut conn, &groups).await {
+            return Err(StartError::Transport {
+                what: if group.is_empty() {
+                    format!("the consumer groups: {}", connection::describe(&e))
+                } else {
+                    format!("the consumer group {group}: {}", connection::describe(&e))
+                },
+                source: Box::new(e),
+            });
+        }
         let mut consumers = Vec::new();
         for subscriber in &resolved.subscribers {
             let stream = self.options().stream_of(subscriber);
@@ -435,10 +458,14 @@ impl Bus for RedisBus {
                         let _ = c.shutdown(deadline).await;
                     }
                     self.inner.started().clear();
-                    return Err(transport(format!(
-                        "the consumer group {} on {stream}",
-                        subscriber.name()
-                    ))(e));
+                    return Err(StartError::Transport {
+                        what: format!(
+                            "the reader connection of subscriber {} ({stream}): {}",
+                            subscriber.name(),
+                            connection::describe(&e)
+                        ),
+                        source: Box::new(e),
+                    });
                 }
             }
         }
@@ -614,6 +641,10 @@ impl RunningBus for RunningRedisBus {
 
     fn subscribers(&self) -> Vec<&str> {
         self.consumers.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    fn health(&self) -> Health {
+        Health::of(self.consumers.iter().map(Consumer::health).collect())
     }
 
     async fn idle(&self) {

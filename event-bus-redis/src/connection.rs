@@ -83,9 +83,21 @@ impl BlockingConnection {
     /// Sends `cmd`, connecting first if needed. After an error the connection is dropped, so
     /// the next call builds a fresh one.
     pub(crate) async fn query(&mut self, cmd: &Cmd) -> RedisResult<Value> {
-        let conn = self.connection().await?;
-        let result = cmd.query_async::<Value>(conn).await;
-        self.check(result)
+        let fresh = self.conn.is_none();
+        let result = match self.connection().await {
+            Ok(conn) => {
+                let result = cmd.query_async::<Value>(conn).await;
+                self.check(result)
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            // A fresh connection that breaks at once may have been refused: say so.
+            Err(e) if fresh && !is_server_reply(&e) => {
+                Err(refusal(&self.client).await.unwrap_or(e))
+            }
+            other => other,
+        }
     }
 
     /// Sends `first` and `then` in one round trip (`then` may block: `first` runs before it)
@@ -111,6 +123,12 @@ impl BlockingConnection {
         };
         let first = next();
         Ok((first, next()))
+    }
+
+    /// Connects now (if not connected) and checks that Redis serves the connection with a
+    /// `PING`: a server at its `maxclients` accepts the socket, then refuses it.
+    pub(crate) async fn connect(&mut self) -> RedisResult<()> {
+        self.query(&redis::cmd("PING")).await.map(|_| ())
     }
 
     async fn connection(&mut self) -> RedisResult<&mut MultiplexedConnection> {
@@ -155,4 +173,51 @@ pub(crate) fn is_busygroup(e: &redis::RedisError) -> bool {
 /// Whether the error says the key does not exist (`XINFO` on a missing stream).
 pub(crate) fn is_no_such_key(e: &redis::RedisError) -> bool {
     e.to_string().contains("no such key")
+}
+
+/// Why a fresh connection broke, when Redis said why: a server at its `maxclients` writes
+/// `-ERR max number of clients reached` and closes the socket, which the client then sees as a
+/// broken pipe. A raw connection reads that line.
+async fn refusal(client: &Client) -> Option<redis::RedisError> {
+    use tokio::io::AsyncReadExt;
+
+    let redis::ConnectionAddr::Tcp(host, port) = client.get_connection_info().addr() else {
+        return None;
+    };
+    let read = async {
+        let mut socket = tokio::net::TcpStream::connect((host.as_str(), *port))
+            .await
+            .ok()?;
+        let mut buf = [0u8; 128];
+        let n = socket.read(&mut buf).await.ok()?;
+        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        line.contains("max number of clients reached").then(|| {
+            redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "max number of clients reached",
+                line.trim().to_owned(),
+            ))
+        })
+    };
+    tokio::time::timeout(Duration::from_millis(500), read)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Whether Redis refused a connection because it serves `maxclients` already.
+pub(crate) fn is_max_clients(e: &redis::RedisError) -> bool {
+    e.to_string().contains("max number of clients reached")
+}
+
+/// An error as a log line or a start error names it: a refused connection is said to be one.
+pub(crate) fn describe(e: &redis::RedisError) -> String {
+    if is_max_clients(e) {
+        format!(
+            "Redis refused the connection: max number of clients reached (its `maxclients`): \
+             raise `maxclients`, or run fewer connections per process ({e})"
+        )
+    } else {
+        e.to_string()
+    }
 }

@@ -48,6 +48,40 @@ pub(crate) async fn ensure_group(
     }
 }
 
+/// Creates many groups (`(stream, group, start)`) in one round trip: the same as
+/// [`ensure_group`] for each, pipelined. Returns the first error that is not `BUSYGROUP`, naming
+/// its group.
+pub(crate) async fn ensure_groups(
+    conn: &mut ConnectionManager,
+    groups: &[(String, String, &'static str)],
+) -> Result<(), (String, redis::RedisError)> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for (stream, group, start) in groups {
+        pipe.cmd("EVAL")
+            .arg(CREATE)
+            .arg(1)
+            .arg(stream)
+            .arg(group)
+            .arg(*start);
+    }
+    let replies: Vec<RedisResult<Value>> = pipe
+        .query_async(conn)
+        .await
+        .map_err(|e| (String::new(), e))?;
+    for ((stream, group, _), reply) in groups.iter().zip(replies) {
+        match reply {
+            Ok(_) => {}
+            Err(e) if is_busygroup(&e) => {}
+            Err(e) => return Err((format!("{group} on {stream}"), e)),
+        }
+    }
+    Ok(())
+}
+
 /// The groups of `stream` (none when the stream does not exist).
 pub(crate) async fn groups(
     conn: &mut ConnectionManager,

@@ -240,3 +240,76 @@ async fn concurrent_publishes_share_one_multiplexed_connection() {
         "this test's connection and the bus's one: {clients}"
     );
 }
+
+/// A Redis at its `maxclients` accepts a connection and then refuses it: `start()` fails, and
+/// its error says that is what happened, instead of starting with subscribers that never read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reader_connection_fails_the_start_and_says_why() {
+    event_bus_tests::init_tracing();
+    let server = RedisServer::start(&["--maxclients", "3"]);
+    let mut t = TestBus::new(
+        BusKind::Redis,
+        "maxclients",
+        &[
+            "probe-a",
+            "probe-b",
+            "probe-concurrent",
+            "probe-retry3",
+            "probe-tenant-ordered",
+        ],
+    );
+    t.url = server.url();
+    let bus = t.redis().await;
+    let err = bus.start().await.expect_err("more readers than maxclients");
+    let text = err.to_string();
+    assert!(
+        text.contains("max number of clients reached") && text.contains("maxclients"),
+        "the error names the limit: {text}"
+    );
+    assert!(text.contains("reader connection of subscriber"), "{text}");
+    // Within the limit, the same bus starts.
+    let mut t = TestBus::new(BusKind::Redis, "maxclients-ok", &["probe-a"]);
+    t.url = server.url();
+    let bus = t.redis().await;
+    let running = bus.start().await.expect("one reader fits");
+    assert!(running.health().ready);
+    running.shutdown().await.expect("shutdown");
+}
+
+/// The readiness report names the subscribers that are not reading, and why, while Redis does
+/// not answer, and is ready again once it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_subscribers_that_are_not_reading() {
+    event_bus_tests::init_tracing();
+    let server = RedisServer::start(&[]);
+    let mut t = TestBus::new(BusKind::Redis, "health", &["probe-a", "probe-b"]);
+    t.url = server.url();
+    t.block = Duration::from_millis(100);
+    let bus = t.redis().await;
+    let running = bus.start().await.expect("start");
+    let health = running.health();
+    assert!(health.ready, "{health:?}");
+    assert_eq!(health.subscribers.len(), 2);
+
+    let paused = server.pause();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut health = running.health();
+    while health.not_reading().count() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        health = running.health();
+    }
+    assert!(!health.ready);
+    assert_eq!(
+        health.not_reading().collect::<Vec<_>>(),
+        ["probe-a", "probe-b"]
+    );
+    assert!(health.subscribers.iter().all(|s| s.last_error.is_some()));
+    paused.resume();
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !running.health().ready && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(running.health().ready, "{:?}", running.health());
+    running.shutdown().await.expect("shutdown");
+}

@@ -24,7 +24,7 @@ use std::time::Duration;
 use event_bus_core::transport::{
     Dispatcher, GiveUp, Message, Sink, SubscriberCounters, WorkerPool,
 };
-use event_bus_core::{Failure, ShutdownError, StartFrom};
+use event_bus_core::{Failure, ShutdownError, SubscriberHealth};
 use redis::aio::ConnectionManager;
 use redis::{cmd, Client, RedisResult, Value};
 use tokio::task::JoinHandle;
@@ -35,7 +35,6 @@ use tokio_util::task::TaskTracker;
 use crate::config::RedisConfig;
 use crate::connection::{Backoff, BlockingConnection};
 use crate::dead_letter::{self, DeadLetterFields};
-use crate::groups::ensure_group;
 use crate::keys::{dead_letter_stream, runs_key};
 use crate::reply::{self, Entry, StreamId};
 use crate::runs;
@@ -53,9 +52,21 @@ pub(crate) struct ConsumerShared {
     pub(crate) counters: Arc<SubscriberCounters>,
     pub(crate) acks: Arc<Acks>,
     pub(crate) leases: Arc<Leases>,
+    /// Why the reader is not reading (`None` while its reads succeed).
+    pub(crate) reader_error: std::sync::Mutex<Option<String>>,
 }
 
 impl ConsumerShared {
+    fn set_reader_error(&self, error: Option<String>) {
+        let mut slot = self
+            .reader_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_some() || error.is_some() {
+            *slot = error;
+        }
+    }
+
     /// A delivery of `entry`, leased until it ends; `None` (and a dead letter) when the entry
     /// has no `event` field and so cannot be one.
     async fn delivery(
@@ -295,24 +306,23 @@ impl std::fmt::Debug for Consumer {
 }
 
 impl Consumer {
-    /// Creates the group (if missing) and starts the tasks. `stop` is the bus's shutdown
-    /// signal; the consumer's tasks take child tokens of it.
+    /// Connects the reader (a refused connection fails the start, said to be one) and starts
+    /// the tasks; the group exists already. `stop` is the bus's shutdown signal; the
+    /// consumer's tasks take child tokens of it.
     pub(crate) async fn start(
         dispatcher: Dispatcher,
         stream: String,
         client: Client,
-        mut conn: ConnectionManager,
+        conn: ConnectionManager,
         consumer: String,
         config: &RedisConfig,
         stop: &CancellationToken,
     ) -> RedisResult<Self> {
         let subscriber = dispatcher.subscriber().clone();
         let group = subscriber.name().to_owned();
-        let start = match subscriber.options().start {
-            StartFrom::Earliest => "0",
-            _ => "$",
-        };
-        ensure_group(&mut conn, &stream, &group, start).await?;
+        let mut reader_conn =
+            BlockingConnection::new(client, config.block, config.response_timeout);
+        reader_conn.connect().await?;
 
         let counters = Arc::new(SubscriberCounters::default());
         let shared = Arc::new(ConsumerShared {
@@ -325,6 +335,7 @@ impl Consumer {
             consumer,
             conn,
             counters: Arc::clone(&counters),
+            reader_error: std::sync::Mutex::new(None),
         });
         let capacity = config.read_batch * 2;
         let pool = Arc::new(WorkerPool::new(
@@ -341,7 +352,7 @@ impl Consumer {
         let reader = tracker.spawn(reader::read_loop(
             Arc::clone(&shared),
             Arc::clone(&pool),
-            BlockingConnection::new(client, config.block, config.response_timeout),
+            reader_conn,
             config.block,
             config.read_batch,
             stop.clone(),
@@ -440,6 +451,19 @@ impl Consumer {
     /// The stream it reads.
     pub(crate) fn stream(&self) -> &str {
         &self.shared.stream
+    }
+
+    /// Whether its reader is reading.
+    pub(crate) fn health(&self) -> SubscriberHealth {
+        match &*self
+            .shared
+            .reader_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            None => SubscriberHealth::reading(self.name.as_str()),
+            Some(error) => SubscriberHealth::failing(self.name.as_str(), error.as_str()),
+        }
     }
 
     /// Sends what is waiting to be acknowledged now, instead of with the next read.

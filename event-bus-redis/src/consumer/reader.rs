@@ -10,7 +10,7 @@ use redis::cmd;
 use tokio_util::sync::CancellationToken;
 
 use super::{ConsumerShared, RedisSink};
-use crate::connection::{is_nogroup, Backoff, BlockingConnection};
+use crate::connection::{describe, is_nogroup, Backoff, BlockingConnection};
 use crate::groups::ensure_group;
 use crate::reply::{self, Entry};
 
@@ -107,6 +107,7 @@ pub(crate) async fn read_loop(
         match result {
             Ok(reply) => {
                 backoff.reset();
+                shared.set_reader_error(None);
                 handle_batch(&shared, &pool, reply::read_reply(reply)).await;
             }
             Err(e) if is_nogroup(&e) => {
@@ -123,8 +124,10 @@ pub(crate) async fn read_loop(
             Err(e) => {
                 SubscriberCounters::add(&shared.counters.reconnects, 1);
                 let delay = backoff.next_delay();
-                tracing::warn!(stream = %shared.stream, group = %shared.group, error = %e,
+                let error = describe(&e);
+                tracing::warn!(stream = %shared.stream, group = %shared.group, %error,
                     retry_in_ms = delay.as_millis() as u64, "read failed; reconnecting");
+                shared.set_reader_error(Some(error));
                 sleep_unless_stopped(delay, &stop).await;
             }
         }

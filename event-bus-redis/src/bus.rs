@@ -22,7 +22,8 @@ use tracing::Instrument;
 
 use crate::config::{RedisBusBuilder, RedisConfig};
 use crate::connection;
-use crate::consumer::{Consumer, RedisSink};
+use crate::connection::BlockingConnection;
+use crate::consumer::{shard_loop, Consumer, Member, ReaderMode, RedisSink};
 use crate::dead_letter;
 use crate::groups::{self, ensure_group, ForeignGroup};
 use crate::keys::dead_letter_stream;
@@ -295,6 +296,14 @@ impl Publisher for BusInner {
     }
 }
 
+/// The shard reading `stream`, of `shards`.
+fn shard_of(stream: &str, shards: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    stream.hash(&mut hasher);
+    (hasher.finish() % shards.max(1) as u64) as usize
+}
+
 fn start_id(start: StartFrom) -> &'static str {
     match start {
         StartFrom::Earliest => "0",
@@ -427,47 +436,95 @@ impl Bus for RedisBus {
                 source: Box::new(e),
             });
         }
+        // Reader connections, connected (and checked) before anything runs: one per
+        // subscriber, or, past `max_reader_connections`, one per shard of subscribers.
+        let limit = self.inner.config.max_reader_connections;
+        let shared_readers = resolved.subscribers.len() > limit;
+        let readers = if shared_readers {
+            limit
+        } else {
+            resolved.subscribers.len()
+        };
+        let mut connections = Vec::with_capacity(readers);
+        for i in 0..readers {
+            let mut reader = BlockingConnection::new(
+                self.inner.client.clone(),
+                self.inner.config.block,
+                self.inner.config.response_timeout,
+            );
+            if let Err(e) = reader.connect().await {
+                let whose = if shared_readers {
+                    format!("shared reader connection {} of {readers}", i + 1)
+                } else {
+                    format!(
+                        "the reader connection of subscriber {}",
+                        resolved.subscribers[i].name()
+                    )
+                };
+                return Err(StartError::Transport {
+                    what: format!("{whose}: {}", connection::describe(&e)),
+                    source: Box::new(e),
+                });
+            }
+            connections.push(reader);
+        }
+        let mut connections = connections.into_iter();
         let mut consumers = Vec::new();
         for subscriber in &resolved.subscribers {
             let stream = self.options().stream_of(subscriber);
             let dispatcher =
                 Dispatcher::new(subscriber.clone(), shared.clone(), self.options().retry);
-            let consumer = Consumer::start(
+            let own = if shared_readers {
+                None
+            } else {
+                connections.next()
+            };
+            let mode = match own {
+                Some(own) => ReaderMode::Own(Box::new(own)),
+                None => ReaderMode::Shared,
+            };
+            let c = Consumer::start(
                 dispatcher,
-                stream.clone(),
-                self.inner.client.clone(),
+                stream,
+                mode,
                 self.inner.conn.clone(),
                 self.inner.consumer.clone(),
                 &self.inner.config,
                 &self.inner.stop,
-            )
-            .await;
-            match consumer {
-                Ok(c) => {
-                    self.inner.started().push(Started {
-                        name: c.name.clone(),
-                        event_type: c.event_type,
-                        pool: Arc::clone(&c.pool),
-                        counters: Arc::clone(&c.counters),
-                    });
-                    consumers.push(c);
-                }
-                Err(e) => {
-                    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-                    for c in consumers {
-                        let _ = c.shutdown(deadline).await;
-                    }
-                    self.inner.started().clear();
-                    return Err(StartError::Transport {
-                        what: format!(
-                            "the reader connection of subscriber {} ({stream}): {}",
-                            subscriber.name(),
-                            connection::describe(&e)
-                        ),
-                        source: Box::new(e),
-                    });
-                }
+            );
+            self.inner.started().push(Started {
+                name: c.name.clone(),
+                event_type: c.event_type,
+                pool: Arc::clone(&c.pool),
+                counters: Arc::clone(&c.counters),
+            });
+            consumers.push(c);
+        }
+        let mut shards = Vec::new();
+        if shared_readers {
+            // Subscribers of one stream share a shard, so that its wait names the stream once.
+            let mut members: Vec<Vec<Member>> = (0..readers).map(|_| Vec::new()).collect();
+            for c in &consumers {
+                let shard = shard_of(c.stream(), readers);
+                members[shard].push(c.member());
             }
+            for (members, conn) in members.into_iter().zip(connections) {
+                if members.is_empty() {
+                    continue;
+                }
+                shards.push(tokio::spawn(shard_loop(
+                    members,
+                    conn,
+                    self.inner.config.block,
+                    self.inner.config.read_batch,
+                    self.inner.stop.child_token(),
+                )));
+            }
+            tracing::info!(
+                subscribers = consumers.len(),
+                reader_connections = readers,
+                "subscribers share {readers} reader connections"
+            );
         }
         state.started = true;
         self.inner.phase.store(RUNNING, Ordering::Release);
@@ -494,6 +551,7 @@ impl Bus for RedisBus {
         Ok(RunningRedisBus {
             bus: self.clone(),
             consumers,
+            shards,
             foreign,
         })
     }
@@ -567,6 +625,8 @@ impl Bus for RedisBus {
 pub struct RunningRedisBus {
     bus: RedisBus,
     consumers: Vec<Consumer>,
+    /// The shared readers' tasks (none when every subscriber has its own connection).
+    shards: Vec<tokio::task::JoinHandle<()>>,
     foreign: Vec<ForeignGroup>,
 }
 
@@ -669,6 +729,13 @@ impl RunningBus for RunningRedisBus {
         let started = tokio::time::Instant::now();
         let deadline = started + inner.config.common.shutdown_timeout;
         inner.stop.cancel();
+        // Shared readers stop after their current read or wait (at most one BLOCK), before the
+        // consumers drain their pools.
+        for mut shard in self.shards {
+            if tokio::time::timeout_at(deadline, &mut shard).await.is_err() {
+                shard.abort();
+            }
+        }
         let results = futures_util::future::join_all(
             self.consumers.into_iter().map(|c| c.shutdown(deadline)),
         )

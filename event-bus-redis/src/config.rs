@@ -40,6 +40,7 @@ pub(crate) struct RedisConfig {
     pub(crate) retention: Retention,
     pub(crate) response_timeout: Duration,
     pub(crate) workflow_stream: Option<String>,
+    pub(crate) max_reader_connections: usize,
 }
 
 /// Which generation of the seed system (the TypeScript event bus) a bus joins; see
@@ -72,6 +73,7 @@ impl Default for RedisConfig {
             retention: Retention::Unbounded,
             response_timeout: Duration::from_secs(2),
             workflow_stream: None,
+            max_reader_connections: 8,
         }
     }
 }
@@ -147,6 +149,16 @@ impl RedisBusBuilder {
     /// default; [`seed_compatible`](Self::seed_compatible) turns it on. Nothing here trims it.
     pub fn workflow_stream(mut self, stream: impl Into<String>) -> Self {
         self.config.workflow_stream = Some(stream.into());
+        self
+    }
+
+    /// The most connections this process's readers hold (default 8; at least 1). Up to that
+    /// many subscribers, each has a blocking reader of its own; past it, the subscribers share
+    /// that many readers, each polling its subscribers in one pipelined round trip and waiting
+    /// with one blocking multi-stream `XREAD` (see the README's "Connections" section). With
+    /// the connection for publishes and commands, a process holds at most this plus one.
+    pub fn max_reader_connections(mut self, n: usize) -> Self {
+        self.config.max_reader_connections = n.max(1);
         self
     }
 

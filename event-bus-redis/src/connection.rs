@@ -100,6 +100,17 @@ impl BlockingConnection {
         }
     }
 
+    /// Sends a pipeline (built with `ignore_errors`), connecting first if needed; each
+    /// command's reply is its own result. An error of the round trip itself is the error.
+    pub(crate) async fn query_pipeline(
+        &mut self,
+        pipe: &redis::Pipeline,
+    ) -> RedisResult<Vec<RedisResult<Value>>> {
+        let conn = self.connection().await?;
+        let result = pipe.query_async::<Vec<RedisResult<Value>>>(conn).await;
+        self.check(result)
+    }
+
     /// Sends `first` and `then` in one round trip (`then` may block: `first` runs before it)
     /// and returns both replies, each its own result. An error of the round trip itself (a
     /// broken or timed-out connection) is the error.

@@ -8,7 +8,7 @@ use redis::Value;
 
 /// A stream entry id, `<ms>-<seq>`, as a plain value: ids queued for acknowledgement carry no
 /// allocation from the task that handled the entry to the task that acknowledges it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct StreamId {
     ms: u64,
     seq: u64,
@@ -153,6 +153,18 @@ pub(crate) fn read_reply(value: Value) -> Vec<Entry> {
         }),
     };
     stream.map(entries).unwrap_or_default()
+}
+
+/// The keys of the streams a multi-stream `XREAD` reply holds entries for (none on timeout).
+pub(crate) fn read_reply_streams(value: Value) -> Vec<String> {
+    match value {
+        Value::Nil => Vec::new(),
+        Value::Map(pairs) => pairs.into_iter().filter_map(|(k, _)| string(k)).collect(),
+        other => items(other)
+            .into_iter()
+            .filter_map(|stream| items(stream).into_iter().next().and_then(string))
+            .collect(),
+    }
 }
 
 /// `XAUTOCLAIM` reply: next cursor, claimed entries, ids deleted while pending.

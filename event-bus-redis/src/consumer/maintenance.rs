@@ -31,6 +31,11 @@ pub(crate) struct Settings {
     pub(crate) batch: usize,
 }
 
+/// The slow checks (consumer clean-up, entries trimmed by others) run at most this often: they
+/// look for things that change slowly, and every subscriber of a process runs them, so running
+/// them every round would be most of an idle process's Redis load.
+const SLOW_CHECKS_EVERY: Duration = Duration::from_secs(30);
+
 /// `interval` scaled by a random factor in `[low, high)`.
 fn jittered(interval: Duration, low: f64, high: f64) -> Duration {
     interval.mul_f64(low + (high - low) * fastrand::f64())
@@ -53,6 +58,13 @@ pub(crate) async fn maintenance_loop(
     }
     check_trimmed(&shared, &mut trim_check, 0).await;
     let mut delay = jittered(settings.interval, 0.0, 1.0);
+    // Consumer clean-up at most every quarter of the idle timeout it enforces (and a minute).
+    let clean_up_every = settings
+        .interval
+        .max((settings.consumer_idle_timeout / 4).min(Duration::from_secs(60)));
+    let trim_check_every = settings.interval.max(SLOW_CHECKS_EVERY);
+    let started = tokio::time::Instant::now();
+    let (mut cleaned_up, mut trim_checked) = (started, started);
     loop {
         sleep_unless_stopped(delay, &stop).await;
         if stop.is_cancelled() {
@@ -64,11 +76,20 @@ pub(crate) async fn maintenance_loop(
         {
             tracing::warn!(stream = %shared.stream, group = %shared.group, error = %e, "claiming stale entries failed");
         }
-        if let Err(e) = remove_idle_consumers(&shared, settings.consumer_idle_timeout).await {
-            tracing::warn!(stream = %shared.stream, group = %shared.group, error = %e, "removing idle consumers failed");
+        if cleaned_up.elapsed() >= clean_up_every {
+            cleaned_up = tokio::time::Instant::now();
+            if let Err(e) = remove_idle_consumers(&shared, settings.consumer_idle_timeout).await {
+                tracing::warn!(stream = %shared.stream, group = %shared.group, error = %e, "removing idle consumers failed");
+            }
         }
         // Trimmed by others first; then what this round's own cap trims, which it counts itself.
-        check_trimmed(&shared, &mut trim_check, 0).await;
+        if trim_check.inconclusive
+            || trim_checked.elapsed() >= trim_check_every
+            || settings.retention != Retention::Unbounded
+        {
+            trim_checked = tokio::time::Instant::now();
+            check_trimmed(&shared, &mut trim_check, 0).await;
+        }
         let counted_before = shared.counters.trimmed_unhandled.load(Ordering::Relaxed);
         if let Err(e) = crate::retention::apply(
             &shared.conn,

@@ -16,6 +16,9 @@ mod claims;
 mod leases;
 mod maintenance;
 mod reader;
+mod shard;
+
+pub(crate) use shard::{shard_loop, Member};
 mod trimming;
 
 use std::sync::Arc;
@@ -26,7 +29,7 @@ use event_bus_core::transport::{
 };
 use event_bus_core::{Failure, ShutdownError, SubscriberHealth};
 use redis::aio::ConnectionManager;
-use redis::{cmd, Client, RedisResult, Value};
+use redis::{cmd, RedisResult, Value};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -57,7 +60,7 @@ pub(crate) struct ConsumerShared {
 }
 
 impl ConsumerShared {
-    fn set_reader_error(&self, error: Option<String>) {
+    pub(crate) fn set_reader_error(&self, error: Option<String>) {
         let mut slot = self
             .reader_error
             .lock()
@@ -292,8 +295,17 @@ pub(crate) struct Consumer {
     /// Stops the acknowledgement flusher and lease renewals, once nothing is in flight.
     close: CancellationToken,
     tracker: TaskTracker,
-    reader: JoinHandle<()>,
+    /// Its own reader; `None` when a shard reads for it.
+    reader: Option<JoinHandle<()>>,
     maintenance: JoinHandle<()>,
+}
+
+/// Who reads for a consumer.
+pub(crate) enum ReaderMode {
+    /// A reader task of its own, on this connection (connected already).
+    Own(Box<BlockingConnection>),
+    /// A shard, shared with other consumers (see [`shard`]).
+    Shared,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -306,23 +318,20 @@ impl std::fmt::Debug for Consumer {
 }
 
 impl Consumer {
-    /// Connects the reader (a refused connection fails the start, said to be one) and starts
-    /// the tasks; the group exists already. `stop` is the bus's shutdown signal; the
-    /// consumer's tasks take child tokens of it.
-    pub(crate) async fn start(
+    /// Starts the consumer's tasks (its reader too, when it has its own connection); the
+    /// group exists already. `stop` is the bus's shutdown signal; the consumer's tasks take
+    /// child tokens of it.
+    pub(crate) fn start(
         dispatcher: Dispatcher,
         stream: String,
-        client: Client,
+        reader_mode: ReaderMode,
         conn: ConnectionManager,
         consumer: String,
         config: &RedisConfig,
         stop: &CancellationToken,
-    ) -> RedisResult<Self> {
+    ) -> Self {
         let subscriber = dispatcher.subscriber().clone();
         let group = subscriber.name().to_owned();
-        let mut reader_conn =
-            BlockingConnection::new(client, config.block, config.response_timeout);
-        reader_conn.connect().await?;
 
         let counters = Arc::new(SubscriberCounters::default());
         let shared = Arc::new(ConsumerShared {
@@ -349,14 +358,17 @@ impl Consumer {
         let stop = stop.child_token();
         let close = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let reader = tracker.spawn(reader::read_loop(
-            Arc::clone(&shared),
-            Arc::clone(&pool),
-            reader_conn,
-            config.block,
-            config.read_batch,
-            stop.clone(),
-        ));
+        let reader = match reader_mode {
+            ReaderMode::Own(reader_conn) => Some(tracker.spawn(reader::read_loop(
+                Arc::clone(&shared),
+                Arc::clone(&pool),
+                *reader_conn,
+                config.block,
+                config.read_batch,
+                stop.clone(),
+            ))),
+            ReaderMode::Shared => None,
+        };
         let maintenance = tracker.spawn(maintenance::maintenance_loop(
             Arc::clone(&shared),
             Arc::clone(&pool),
@@ -387,7 +399,7 @@ impl Consumer {
             close.clone(),
         ));
         tracker.close();
-        Ok(Self {
+        Self {
             name: shared.group.clone(),
             event_type: subscriber.event_type(),
             pool,
@@ -398,7 +410,15 @@ impl Consumer {
             tracker,
             reader,
             maintenance,
-        })
+        }
+    }
+
+    /// What a shard needs to read for this consumer.
+    pub(crate) fn member(&self) -> Member {
+        Member {
+            shared: Arc::clone(&self.shared),
+            pool: Arc::clone(&self.pool),
+        }
     }
 
     /// Signals the consumer to stop reading (the first step of a shutdown).
@@ -422,18 +442,24 @@ impl Consumer {
             pool,
             close,
             tracker,
-            mut reader,
+            reader,
             mut maintenance,
             shared,
             ..
         } = self;
         // The reader finishes its current read (at most one BLOCK) and handles or hands over
         // what it got; whatever still runs at the deadline is counted by the pool, then stopped.
-        let _ = tokio::time::timeout_at(deadline, &mut reader).await;
+        // (A shard's reading is stopped by the bus before this.)
+        let mut reader = reader;
+        if let Some(reader) = &mut reader {
+            let _ = tokio::time::timeout_at(deadline, reader).await;
+        }
         let _ = tokio::time::timeout_at(deadline, &mut maintenance).await;
         let left = deadline.saturating_duration_since(Instant::now());
         let result = pool.shutdown(left).await;
-        reader.abort();
+        if let Some(reader) = reader {
+            reader.abort();
+        }
         maintenance.abort();
         // What was handled is acknowledged now, for as long as one more response timeout.
         shared.acks.flush_soon();

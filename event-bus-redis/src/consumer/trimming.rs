@@ -182,6 +182,9 @@ fn parse_group(groups: Value, name: &str) -> Option<GroupCounters> {
 pub(crate) struct TrimCheck {
     /// The gap last recorded by this process, and when.
     recorded: Option<(u64, Instant)>,
+    /// Whether the last check could not tell (the group was between the stream's first and
+    /// last entries): maintenance then checks again next round, not after the slow interval.
+    pub(crate) inconclusive: bool,
 }
 
 impl TrimCheck {
@@ -215,7 +218,9 @@ impl TrimCheck {
         ) else {
             return Ok(0);
         };
-        let Some(gap) = removed_unread(stream, group) else {
+        let gap = removed_unread(stream, group);
+        self.inconclusive = gap.is_none();
+        let Some(gap) = gap else {
             tracing::trace!(stream = %shared.stream, group = %shared.group, ?group,
                 "cannot tell yet whether entries were trimmed before the group read them");
             return Ok(0);

@@ -1,0 +1,169 @@
+//! The shape of the system we replace: hundreds of streams, two subscribers on each. Here one
+//! probe type on 330 channels, each its own stream (`StreamLayout::PerChannel`), read by 660
+//! subscribers, on a private Redis so its connections can be counted exactly: the process holds
+//! a bounded number of connections, every subscriber receives its event exactly once, and a
+//! connection limit below what the process needs fails the start, naming the limit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use event_bus_core::{Bus, Context, Envelope, HandlerError, RunningBus, StreamLayout, Subscriber};
+use event_bus_redis::RedisBus;
+use event_bus_tests::server::RedisServer;
+use event_bus_tests::{unique_prefix, Probe};
+use uuid::Uuid;
+
+const STREAMS: usize = 330;
+const READERS: usize = 8;
+
+type Seen = Arc<Mutex<HashMap<String, Vec<u64>>>>;
+
+fn channel(i: usize) -> &'static str {
+    // Subscribers name their channel with a `&'static str`; a test may leak a few hundred.
+    Box::leak(format!("ch-{i:03}").into_boxed_str())
+}
+
+fn subscriber(name: String, channel: &'static str, seen: &Seen) -> Subscriber {
+    let seen = Arc::clone(seen);
+    let recorded_as = name.clone();
+    Subscriber::new(name, move |event: Envelope<Probe>, _ctx: Context| {
+        let seen = Arc::clone(&seen);
+        let name = recorded_as.clone();
+        async move {
+            seen.lock()
+                .map_err(|_| HandlerError::permanent("poisoned"))?
+                .entry(name)
+                .or_default()
+                .push(event.payload.seq);
+            Ok::<(), HandlerError>(())
+        }
+    })
+    .channel(channel)
+}
+
+async fn many_type_bus(url: &str, prefix: &str, seen: &Seen) -> RedisBus {
+    let mut builder = RedisBus::builder()
+        .url(url)
+        .prefix(prefix)
+        .layout(StreamLayout::PerChannel)
+        .discover(false)
+        .register_event::<Probe>()
+        .block(Duration::from_millis(200))
+        .max_reader_connections(READERS);
+    for i in 0..STREAMS {
+        let ch = channel(i);
+        builder = builder
+            .subscribe(subscriber(format!("audit-{i:03}"), ch, seen))
+            .subscribe(subscriber(format!("notify-{i:03}"), ch, seen));
+    }
+    builder.build().await.expect("bus")
+}
+
+async fn connected_clients(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("clients")
+        .query_async(conn)
+        .await
+        .expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix("connected_clients:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("connected_clients")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_hundred_sixty_subscribers_share_a_bounded_number_of_connections() {
+    event_bus_tests::init_tracing();
+    let server = RedisServer::start(&[]);
+    let url = server.url();
+    let mut conn = redis::Client::open(url.as_str())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let seen: Seen = Arc::default();
+    let bus = many_type_bus(&url, &unique_prefix("many"), &seen).await;
+    let running = bus.start().await.expect("start");
+    assert_eq!(running.subscribers().len(), 2 * STREAMS);
+    assert!(running.health().ready);
+    // This test's connection, the bus's connection for commands, and its readers.
+    let clients = connected_clients(&mut conn).await;
+    assert!(
+        clients <= 2 + READERS as u64,
+        "{clients} connections for {} subscribers",
+        2 * STREAMS
+    );
+
+    let tenant = Uuid::new_v4();
+    for i in 0..STREAMS {
+        bus.publish_on(&[channel(i)], Probe::new(tenant, i as u64))
+            .await
+            .expect("publish");
+    }
+    tokio::time::timeout(Duration::from_secs(60), running.idle())
+        .await
+        .expect("every subscriber caught up");
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(
+        seen.len(),
+        2 * STREAMS,
+        "every subscriber received something"
+    );
+    for i in 0..STREAMS {
+        for name in [format!("audit-{i:03}"), format!("notify-{i:03}")] {
+            assert_eq!(seen.get(&name), Some(&vec![i as u64]), "{name}");
+        }
+    }
+    // With MEASURE_IDLE set (and `--nocapture`), report the commands per second the idle
+    // process sends, over 30 s: the figure the README gives. Not asserted (timing varies).
+    if std::env::var("MEASURE_IDLE").is_ok() {
+        let total = |info: String| -> u64 {
+            info.lines()
+                .find_map(|l| l.strip_prefix("total_commands_processed:"))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let a: String = redis::cmd("INFO")
+            .arg("stats")
+            .query_async(&mut conn)
+            .await
+            .expect("INFO");
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let b: String = redis::cmd("INFO")
+            .arg("stats")
+            .query_async(&mut conn)
+            .await
+            .expect("INFO");
+        eprintln!(
+            "IDLE commands/s: {:.1}",
+            (total(b) - total(a)) as f64 / 30.0
+        );
+    }
+    let stats = running.stats();
+    assert_eq!(stats.handled, 2 * STREAMS as u64);
+    assert_eq!(
+        connected_clients(&mut conn).await,
+        clients,
+        "no connection added"
+    );
+    running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_limit_below_the_need_fails_the_start_and_names_it() {
+    event_bus_tests::init_tracing();
+    // The bus needs one connection for commands and eight for its readers.
+    let server = RedisServer::start(&["--maxclients", "6"]);
+    let seen: Seen = Arc::default();
+    let bus = many_type_bus(&server.url(), &unique_prefix("many-limit"), &seen).await;
+    let err = bus
+        .start()
+        .await
+        .expect_err("more connections than maxclients");
+    let text = err.to_string();
+    assert!(
+        text.contains("max number of clients reached") && text.contains("shared reader connection"),
+        "{text}"
+    );
+}

@@ -145,34 +145,94 @@ impl fmt::Debug for Prepared {
 }
 
 /// Decodes an envelope of `E` from JSON, checks its `eventType`, validates the payload.
+///
+/// The envelope around the payload is read by code compiled once, here (`RawEnvelope`); only
+/// the payload is decoded as `E`, so that each event type adds its own `Deserialize` and
+/// nothing more. Errors in the payload are reported at their place in the whole envelope.
 pub fn decode<E: Event>(bytes: &[u8]) -> Result<Envelope<E>, Failure> {
-    let envelope: Envelope<E> = serde_json::from_slice(bytes).map_err(|e| {
-        Failure::new(
-            FailureKind::Decode,
-            format!("not a valid {} envelope: {e}", E::EVENT_TYPE),
+    let raw = RawEnvelope::parse(bytes, E::EVENT_TYPE)?;
+    let payload: E = serde_json::from_str(raw.payload.get())
+        .map_err(|e| raw.payload_error(bytes, E::EVENT_TYPE, &e))?;
+    raw.check_type(E::EVENT_TYPE)?;
+    payload.validate().map_err(|errors| raw.invalid(errors))?;
+    Ok(Envelope {
+        id: raw.id,
+        event_type: raw.event_type,
+        timestamp: raw.timestamp,
+        payload,
+    })
+}
+
+/// An envelope whose payload is still JSON: `Envelope`'s fields and names.
+#[derive(serde::Deserialize)]
+#[serde(rename = "Envelope", rename_all = "camelCase")]
+struct RawEnvelope<'a> {
+    id: uuid::Uuid,
+    event_type: String,
+    #[serde(with = "crate::envelope::js_timestamp")]
+    timestamp: chrono::DateTime<chrono::Utc>,
+    #[serde(borrow)]
+    payload: &'a serde_json::value::RawValue,
+}
+
+impl<'a> RawEnvelope<'a> {
+    fn parse(bytes: &'a [u8], event_type: &str) -> Result<Self, Failure> {
+        serde_json::from_slice(bytes).map_err(|e| not_an_envelope(event_type, &e))
+    }
+
+    /// A payload that is not an `E`, with the error's line and column in the whole envelope.
+    fn payload_error(&self, bytes: &[u8], event_type: &str, error: &serde_json::Error) -> Failure {
+        let text = error.to_string();
+        let at = format!(" at line {} column {}", error.line(), error.column());
+        let Some(message) = text.strip_suffix(&at).filter(|_| error.line() > 0) else {
+            return not_an_envelope(event_type, &text);
+        };
+        // Where the payload starts in `bytes`: it is borrowed from them.
+        let start = (self.payload.get().as_ptr() as usize).wrapping_sub(bytes.as_ptr() as usize);
+        let before = bytes.get(..start).unwrap_or_default();
+        let lines_before = before.iter().filter(|&&b| b == b'\n').count();
+        let column_before = before.iter().rev().take_while(|&&b| b != b'\n').count();
+        let (line, column) = if error.line() == 1 {
+            (1 + lines_before, column_before + error.column())
+        } else {
+            (error.line() + lines_before, error.column())
+        };
+        not_an_envelope(
+            event_type,
+            &format_args!("{message} at line {line} column {column}"),
         )
-    })?;
-    if envelope.event_type != E::EVENT_TYPE {
-        return Err(Failure::new(
+    }
+
+    fn check_type(&self, event_type: &str) -> Result<(), Failure> {
+        if self.event_type == event_type {
+            return Ok(());
+        }
+        Err(Failure::new(
             FailureKind::Decode,
             format!(
-                "eventType is {:?}, but this stream carries {}",
-                envelope.event_type,
-                E::EVENT_TYPE
+                "eventType is {:?}, but this stream carries {event_type}",
+                self.event_type
             ),
-        ));
+        ))
     }
-    envelope.payload.validate().map_err(|errors| {
+
+    fn invalid(&self, errors: crate::ValidationErrors) -> Failure {
         Failure::new(
             FailureKind::Validation,
             errors.with_prefix("payload").to_string(),
         )
-    })?;
-    Ok(envelope)
+    }
+}
+
+fn not_an_envelope(event_type: &str, error: &dyn fmt::Display) -> Failure {
+    Failure::new(
+        FailureKind::Decode,
+        format!("not a valid {event_type} envelope: {error}"),
+    )
 }
 
 pub(crate) fn decode_meta<E: Event>(bytes: &[u8]) -> Result<EventMeta, Failure> {
-    decode::<E>(bytes).map(|e| meta_of(&e))
+    E::__decode_envelope(bytes).map(|e| meta_of(&e))
 }
 
 fn meta_of<E: Event>(envelope: &Envelope<E>) -> EventMeta {
@@ -192,7 +252,9 @@ where
     Fut: Future<Output = Result<(), Err>> + Send + 'static,
     Err: Into<HandlerError>,
 {
-    let envelope = decode::<E>(bytes)?;
+    // The type's own decoder (compiled in its crate), not a copy of `decode::<E>` in the
+    // crate of the handler.
+    let envelope = E::__decode_envelope(bytes)?;
     let meta = meta_of(&envelope);
     Ok(Prepared {
         meta,

@@ -6,6 +6,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::dispatch::Failure;
+use crate::envelope::Envelope;
 use crate::validation::ValidationErrors;
 
 /// A typed event payload: its wire name, its tenant and its validation rules.
@@ -92,6 +94,16 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// `{prefix}:{EVENT_TYPE}`.
     fn stream(prefix: &str) -> String {
         stream_name(prefix, Self::EVENT_TYPE)
+    }
+
+    /// Decodes an envelope of this type from JSON, checks its `eventType` and validates the
+    /// payload ([`crate::transport::decode`]). Not public API: `#[derive(Event)]` implements it
+    /// as a plain function of the type's own crate, so that the decoding code is compiled there,
+    /// once, and every crate with a subscriber of the type calls it instead of compiling its own
+    /// copy.
+    #[doc(hidden)]
+    fn __decode_envelope(bytes: &[u8]) -> Result<Envelope<Self>, Failure> {
+        crate::dispatch::decode::<Self>(bytes)
     }
 }
 

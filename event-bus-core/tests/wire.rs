@@ -125,3 +125,32 @@ fn bad_input_is_a_typed_failure_never_a_panic() {
         failure.message
     );
 }
+
+#[test]
+fn a_payload_error_names_its_place_in_the_whole_envelope() {
+    // The payload is decoded on its own; its errors still give the line and column in the
+    // envelope, as decoding the whole envelope at once does.
+    let multi_line = SEED
+        .replace(r#","payload":{"#, ",\n  \"payload\": {\n    ")
+        .replace(r#","ticketId""#, ",\n    \"ticketId\"");
+    let cases = [
+        SEED.replace("1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f", "ticket-1"),
+        SEED.replace(r#""tenantId":"0b9a4a55-3f3e-4c8e-8f3a-6a3f2a1b7c9d","#, ""),
+        SEED.replace(r#""priority":2"#, r#""priority":2,"priority":3"#),
+        multi_line.replace("1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f", "ticket-1"),
+        multi_line.replace(r#""tenantId":"0b9a4a55-3f3e-4c8e-8f3a-6a3f2a1b7c9d","#, ""),
+        SEED.replace(r#""userId""#, r#""userId":7,"x""#),
+    ];
+    for json in cases {
+        let whole = serde_json::from_slice::<Envelope<TicketUpdated>>(json.as_bytes());
+        let failure = decode::<TicketUpdated>(json.as_bytes());
+        match (whole, failure) {
+            (Err(whole), Err(failure)) => assert_eq!(
+                failure.message,
+                format!("not a valid TICKET_UPDATED envelope: {whole}"),
+                "{json}"
+            ),
+            (whole, failure) => assert_eq!(whole.is_ok(), failure.is_ok(), "{json}"),
+        }
+    }
+}

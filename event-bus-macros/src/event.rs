@@ -327,6 +327,14 @@ fn generate(model: &Model<'_>) -> TokenStream {
                     #private::rules::#tenant_text(#tenant_fn(self))
                 }
 
+                // A plain function of this crate: the decoding code of the type is compiled
+                // here, once, and called by the subscribers of every other crate.
+                fn __decode_envelope(
+                    bytes: &[u8],
+                ) -> ::core::result::Result<#private::Envelope<Self>, #private::Failure> {
+                    #private::decode::<Self>(bytes)
+                }
+
                 fn validate(&self) -> ::core::result::Result<(), #private::ValidationErrors> {
                     let mut #errors = #private::ValidationErrors::new();
                     #private::rules::#tenant_check(#tenant_fn(self), #tenant_path, &mut #errors);

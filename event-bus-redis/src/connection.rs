@@ -111,29 +111,29 @@ impl BlockingConnection {
         self.check(result)
     }
 
-    /// Sends `first` and `then` in one round trip (`then` may block: `first` runs before it)
-    /// and returns both replies, each its own result. An error of the round trip itself (a
-    /// broken or timed-out connection) is the error.
+    /// Sends `first` and `then` together (`then` may block: `first` is queued before it) and
+    /// hands `first`'s reply to `on_first` as soon as it arrives, while `then` may still be
+    /// blocking; returns `then`'s reply.
     pub(crate) async fn query_after(
         &mut self,
         first: Cmd,
         then: Cmd,
-    ) -> RedisResult<(RedisResult<Value>, RedisResult<Value>)> {
-        let conn = self.connection().await?;
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors().add_command(first).add_command(then);
-        let result = pipe.query_async::<Vec<RedisResult<Value>>>(conn).await;
-        let mut replies = self.check(result)?.into_iter();
-        let mut next = || {
-            replies.next().unwrap_or_else(|| {
-                Err(redis::RedisError::from((
-                    redis::ErrorKind::UnexpectedReturnType,
-                    "a pipeline of two commands returned fewer replies",
-                )))
-            })
+        on_first: impl FnOnce(RedisResult<Value>),
+    ) -> RedisResult<Value> {
+        let conn = match self.connection().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                on_first(Err(e.clone()));
+                return Err(e);
+            }
         };
-        let first = next();
-        Ok((first, next()))
+        let mut first_conn = conn.clone();
+        let first = async move {
+            let reply = first.query_async::<Value>(&mut first_conn).await;
+            on_first(reply);
+        };
+        let (_, result) = tokio::join!(first, then.query_async::<Value>(conn));
+        self.check(result)
     }
 
     /// Connects now (if not connected) and checks that Redis serves the connection with a

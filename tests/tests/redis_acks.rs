@@ -36,7 +36,7 @@ async fn entries_handled_in_place_are_acknowledged_without_more_traffic() {
         wait_no_pending(&mut conn, &stream, "probe-a", within).await,
         0
     );
-    // Counted when the reply to the acknowledging round trip arrives (after its read's BLOCK).
+    // Counted when the reply to the acknowledgement arrives.
     assert_eq!(wait_handled_stat(&bus, 50).await, 50);
     running.shutdown().await.expect("shutdown");
     let handled = t.recorder.handled("probe-a");
@@ -146,5 +146,33 @@ async fn a_slow_batch_does_not_hold_back_acknowledgements() {
     );
     running.shutdown().await.expect("shutdown");
     assert_eq!(pending_count(&mut conn, &stream, "probe-a").await, 0);
+    t.cleanup().await;
+}
+
+/// `stats()` counts a delivery handled when the acknowledgement's reply arrives, not when the
+/// read sent with it returns: with a 10 s `BLOCK` and nothing more to read, the counts are
+/// there long before that read ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_follow_the_acknowledgements_not_the_next_read() {
+    event_bus_tests::init_tracing();
+    let mut t = TestBus::new(BusKind::Redis, "stats-now", &["probe-a"]);
+    t.block = Duration::from_secs(10);
+    let bus = t.redis().await;
+    let running = bus.start().await.expect("start");
+    let tenant = Uuid::new_v4();
+    for seq in 0..20 {
+        bus.publish(Probe::new(tenant, seq)).await.expect("publish");
+    }
+    assert!(t.recorder.wait_handled("probe-a", 20, WAIT).await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while bus.stats().handled < 20 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        bus.stats().handled,
+        20,
+        "counted before the blocking read that carried the XACK returned"
+    );
+    running.shutdown().await.expect("shutdown");
     t.cleanup().await;
 }

@@ -85,24 +85,17 @@ pub(crate) async fn read_loop(
             conn.query(&read).await
         } else {
             let xack = shared.acks.command(&acks, &mut text);
-            match conn.query_after(xack, read).await {
-                Ok((Ok(_), read_result)) => {
-                    shared.acks.confirmed(&acks);
-                    read_result
-                }
-                Ok((Err(e), read_result)) => {
+            // Counted as handled when the XACK's reply arrives, not when the read returns.
+            let owner = &shared.acks;
+            conn.query_after(xack, read, |reply| match reply {
+                Ok(_) => owner.confirmed(&acks),
+                Err(e) => {
                     tracing::warn!(stream = %shared.stream, group = %shared.group, error = %e,
                         "XACK failed; sent again with the next read");
-                    shared.acks.put_back(acks);
-                    read_result
+                    owner.put_back(acks);
                 }
-                Err(e) => {
-                    // Not known to be applied: sent again with the next read (acknowledging
-                    // twice is harmless), on a fresh connection.
-                    shared.acks.put_back(acks);
-                    Err(e)
-                }
-            }
+            })
+            .await
         };
         match result {
             Ok(reply) => {

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use event_bus_core::transport::BusOptions;
 use event_bus_core::{Bus, DeadLetter, MemoryBus, RetryPolicy, StreamLayout};
 use event_bus_redis::RedisBus;
 
@@ -34,18 +35,8 @@ impl TestTransport for MemoryBus {
     const KIND: BusKind = BusKind::Memory;
 
     async fn build_for(t: &TestBus) -> Self {
-        let mut builder = MemoryBus::builder();
-        for name in &t.allowed_group_names {
-            builder = builder.allow_group_name(name);
-        }
-        let built = builder
-            .prefix(&t.prefix)
-            .only(t.only.clone())
-            .state(SharedRecorder(Arc::clone(&t.recorder)))
-            .retry_policy(t.retry)
-            .shutdown_timeout(t.shutdown_timeout)
-            .allow_no_subscribers(t.allow_no_subscribers)
-            .layout(t.layout)
+        let built = MemoryBus::builder()
+            .with_options(|options| t.common(options))
             .build()
             .await;
         match built {
@@ -61,21 +52,12 @@ impl TestTransport for RedisBus {
     async fn build_for(t: &TestBus) -> Self {
         let mut builder = RedisBus::builder()
             .url(&t.url)
-            .prefix(&t.prefix)
-            .only(t.only.clone())
-            .state(SharedRecorder(Arc::clone(&t.recorder)))
-            .retry_policy(t.retry)
-            .shutdown_timeout(t.shutdown_timeout)
-            .allow_no_subscribers(t.allow_no_subscribers)
-            .layout(t.layout)
+            .with_options(|options| t.common(options))
             .claim_idle(t.claim_idle)
             .claim_interval(t.claim_interval)
             .block(t.block);
         if let Some(name) = &t.consumer_name {
             builder = builder.consumer_name(name);
-        }
-        for name in &t.allowed_group_names {
-            builder = builder.allow_group_name(name);
         }
         match builder.build().await {
             Ok(bus) => bus,
@@ -144,6 +126,22 @@ impl TestBus {
     /// A test bus for `B`.
     pub fn of<B: TestTransport>(test: &str, only: &[&str]) -> Self {
         Self::new(B::KIND, test, only)
+    }
+
+    /// The options every bus shares, as this test sets them.
+    fn common(&self, options: &mut BusOptions) {
+        options.prefix.clone_from(&self.prefix);
+        options.selection.only(self.only.clone());
+        options
+            .state
+            .insert(SharedRecorder(Arc::clone(&self.recorder)));
+        options.retry = self.retry;
+        options.shutdown_timeout = self.shutdown_timeout;
+        options.allow_no_subscribers = self.allow_no_subscribers;
+        options.layout = self.layout;
+        options
+            .allowed_reserved_names
+            .extend(self.allowed_group_names.iter().cloned());
     }
 
     /// Builds a bus of type `B` with these settings.

@@ -2,9 +2,9 @@
 //! [`BusOptions`](crate::transport::BusOptions) and expands
 //! [`bus_builder_options!`](crate::transport::bus_builder_options) inside its `impl` block.
 
-/// Expands to the shared builder methods (`prefix`, `state`, `subscribe`, `register_event`,
-/// `only`, `discover`, `expect_subscribers`, `allow_no_subscribers`, `retry_policy`,
-/// `shutdown_timeout`) of a builder whose [`BusOptions`](crate::transport::BusOptions) is at
+/// Expands to the shared builder methods (`prefix`, `layout`, `allow_group_name`, `state`,
+/// `subscribe`, `register_event`, `only`, `discover`, `expect_subscribers`,
+/// `allow_no_subscribers`, `retry_policy`, `with_options`, `shutdown_timeout`) of a builder whose [`BusOptions`](crate::transport::BusOptions) is at
 /// the given field path of `self`.
 ///
 /// ```
@@ -106,6 +106,16 @@ macro_rules! __bus_builder_options {
         /// [`RetryPolicy`]($crate::RetryPolicy)).
         pub fn retry_policy(mut self, policy: $crate::RetryPolicy) -> Self {
             self.$($field).+.retry = policy;
+            self
+        }
+
+        /// Applies `configure` to the options every bus shares: one function can then set up
+        /// any bus's builder the same way (`fn common(options: &mut BusOptions)`).
+        pub fn with_options(
+            mut self,
+            configure: impl ::core::ops::FnOnce(&mut $crate::transport::BusOptions),
+        ) -> Self {
+            configure(&mut self.$($field).+);
             self
         }
 

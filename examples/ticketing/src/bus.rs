@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use event_bus_core::transport::BusOptions;
 use event_bus_core::{BoxError, MemoryBus, RetryPolicy, RunningBus, StartError};
 use event_bus_redis::RedisBus;
 
@@ -22,23 +23,26 @@ fn retry_policy() -> RetryPolicy {
         .backoff(Duration::from_millis(20), Duration::from_millis(200))
 }
 
-// Both builders get the same settings: the shared state (one `.state(...)` per value the
-// subscribers take as `State<T>`; start fails if one is missing), the subscribers we rely on,
-// the retry policy and the shutdown deadline.
+/// What both builders get, written once: the shared state (one value per `State<T>` the
+/// subscribers take; start fails if one is missing), the subscribers we rely on, the retry
+/// policy and the shutdown deadline.
+fn common(options: &mut BusOptions, app: &App) {
+    options.state.insert(app.directory.clone());
+    options.state.insert(app.mailer.clone());
+    options.state.insert(app.sla.clone());
+    options.state.insert(app.audit.clone());
+    options.state.insert(app.webhooks.clone());
+    options.state.insert(app.scoreboard.clone());
+    // The linking safety net: start fails if one of these is not in the binary.
+    options.selection.expect(subscribers::ALL);
+    options.retry = retry_policy();
+    options.shutdown_timeout = SHUTDOWN_TIMEOUT;
+}
 
 /// The in-memory bus.
 pub async fn memory(app: &App) -> Result<MemoryBus, StartError> {
     MemoryBus::builder()
-        .state(app.directory.clone())
-        .state(app.mailer.clone())
-        .state(app.sla.clone())
-        .state(app.audit.clone())
-        .state(app.webhooks.clone())
-        .state(app.scoreboard.clone())
-        // The linking safety net: start fails if one of these is not in the binary.
-        .expect_subscribers(subscribers::ALL)
-        .retry_policy(retry_policy())
-        .shutdown_timeout(SHUTDOWN_TIMEOUT)
+        .with_options(|options| common(options, app))
         .build()
         .await
 }
@@ -68,15 +72,7 @@ impl RedisRun {
             .prefix(self.prefix.as_str())
             // Short blocking reads: shutdown does not wait a full second for idle readers.
             .block(Duration::from_millis(250))
-            .state(app.directory.clone())
-            .state(app.mailer.clone())
-            .state(app.sla.clone())
-            .state(app.audit.clone())
-            .state(app.webhooks.clone())
-            .state(app.scoreboard.clone())
-            .expect_subscribers(subscribers::ALL)
-            .retry_policy(retry_policy())
-            .shutdown_timeout(SHUTDOWN_TIMEOUT)
+            .with_options(|options| common(options, app))
             .build()
             .await
     }

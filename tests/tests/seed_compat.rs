@@ -2,7 +2,8 @@
 //! and consume paths (`tests/seed-model`, the real `zod` and `redis` packages; see
 //! `event_bus_tests::seed`): a Rust bus built with `.seed_compatible(...)` writes entries and
 //! workflow entries field for field as the seed does, reaches the seed's channel readers and
-//! its consumer group, and reads what the seed publishes, on both seed generations. Every test
+//! its consumer group, reads what the seed publishes, on both seed generations, and shares
+//! dead-letter streams with the seed's consumer without touching its letters. Every test
 //! runs under a unique prefix and workflow stream on the shared Redis.
 
 use std::collections::HashMap;
@@ -489,4 +490,84 @@ async fn the_first_generation_interoperates_too() {
         "{consumed}"
     );
     d.cleanup().await;
+}
+
+/// Dead letters shared with the seed: the seed's consumer dead-letters an entry into the same
+/// `{stream}:dead-letter` stream as ours, in its own format; we list it as foreign, skip it
+/// (counted) when replaying ours, and purge only what we select.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_shared_with_the_seed() {
+    use event_bus_core::DeadLetterFilter;
+
+    let d = Deployment::new("seed-dead-letters");
+    let bus = d
+        .bus(SeedGeneration::Current, &["seed-compat-global"])
+        .await;
+    let running = bus.start().await.expect("start");
+    let stream = d.stream("global");
+    let mut conn = conn(&d.url).await;
+    // Ours: an entry our subscriber cannot decode.
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("event")
+        .arg("{not json")
+        .arg("channel")
+        .arg("global")
+        .query_async(&mut conn)
+        .await
+        .expect("XADD");
+    // The seed's: an entry its consumer gave up on, dead-lettered by the seed's own code.
+    let published = d.model.publish(
+        &d.url,
+        &d.publish_opts(Layout::Channels),
+        &json!({"tenantId": Uuid::new_v4(), "ticketId": Uuid::new_v4(), "userId": Uuid::new_v4()}),
+    );
+    let entry_id = published["entries"][0]["id"]
+        .as_str()
+        .expect("entry id")
+        .to_owned();
+    let written = d.model.dead_letter(&d.url, &stream, &entry_id, 11);
+    assert!(written["id"].is_string(), "{written}");
+    running.idle().await;
+
+    let letters = bus.dead_letters().await.expect("list");
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    let foreign: Vec<_> = letters.iter().filter(|l| l.is_foreign()).collect();
+    assert_eq!(foreign.len(), 1);
+    assert_eq!(foreign[0].source_message_id, entry_id);
+    let seed_letter = foreign[0].clone();
+
+    let summary = bus.replay_all_dead_letters().await.expect("replay");
+    assert_eq!((summary.replayed, summary.skipped_foreign), (1, 1));
+    running.idle().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while bus.dead_letters().await.expect("list").len() != 2
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        bus.purge_dead_letters(DeadLetterFilter::ours())
+            .await
+            .expect("purge ours"),
+        1
+    );
+    let left = bus.dead_letters().await.expect("list");
+    assert_eq!(left, vec![seed_letter], "the seed's letter is untouched");
+    assert_eq!(
+        bus.purge_dead_letters(DeadLetterFilter::foreign())
+            .await
+            .expect("purge foreign"),
+        1
+    );
+    assert!(bus.dead_letters().await.expect("list").is_empty());
+    running.shutdown().await.expect("shutdown");
+    d.cleanup().await;
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("dead_lettered_messages:{stream}"))
+        .arg(&d.workflow)
+        .query_async(&mut conn)
+        .await
+        .expect("DEL");
 }

@@ -199,9 +199,10 @@ async fn story<B: Bus>(
     );
     println!("    error:   {}", letter.error);
     println!(
-        "    kind:    {}, after {} delivery (a permanent error: no retries)",
-        letter.kind, letter.deliveries
+        "    kind:    {} (a permanent error: no retries)",
+        letter.kind
     );
+    println!("    reason:  {}", letter.reason);
     println!(
         "    source:  {}, entry {}",
         letter.source_stream, letter.source_message_id

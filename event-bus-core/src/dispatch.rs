@@ -5,10 +5,11 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
@@ -121,7 +122,71 @@ impl fmt::Display for Failure {
     }
 }
 
-type Call = Box<dyn FnOnce(Context) -> BoxFuture<'static, Result<(), HandlerError>> + Send>;
+type Call = Box<dyn FnOnce(Context) -> HandlerFuture + Send>;
+
+/// A handler's future, boxed, its error converted to a [`HandlerError`]: what a bound handler
+/// returns. Not generic, so that each handler adds only its own future (its poll function and
+/// drop glue) and one small `poll_handler`.
+#[doc(hidden)]
+pub struct HandlerFuture(Pin<Box<dyn PollHandler + Send>>);
+
+impl HandlerFuture {
+    /// A future that is ready with `result` (a state missing before the handler ran).
+    pub fn ready(result: Result<(), HandlerError>) -> Self {
+        Self(Box::pin(std::future::ready(result)))
+    }
+}
+
+impl fmt::Debug for HandlerFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandlerFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for HandlerFuture {
+    type Output = Result<(), HandlerError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll_handler(cx)
+    }
+}
+
+/// [`Future::poll`] with the error converted: one function per handler future, no wrapper.
+trait PollHandler {
+    fn poll_handler(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Result<(), HandlerError>>;
+}
+
+impl<Fut, Err> PollHandler for Fut
+where
+    Fut: Future<Output = Result<(), Err>>,
+    Err: Into<HandlerError>,
+{
+    fn poll_handler(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Result<(), HandlerError>> {
+        match self.poll(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error.into())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Boxes a handler's future: what `#[subscriber]`'s generated code calls with the handler's
+/// call, so that a return type that is not `Result<(), impl Into<HandlerError>>` or a future
+/// that is not `Send` is reported at the handler.
+#[doc(hidden)]
+pub fn handler_future<Fut, Err>(future: Fut) -> HandlerFuture
+where
+    Fut: Future<Output = Result<(), Err>> + Send + 'static,
+    Err: Into<HandlerError>,
+{
+    HandlerFuture(Box::pin(future))
+}
 
 /// A decoded, validated delivery bound to its handler, ready to run.
 pub struct Prepared {
@@ -258,9 +323,28 @@ where
     let meta = meta_of(&envelope);
     Ok(Prepared {
         meta,
-        call: Box::new(move |ctx| {
-            Box::pin(async move { handler(envelope, ctx).await.map_err(Into::into) })
-        }),
+        call: Box::new(move |ctx| handler_future(handler(envelope, ctx))),
+    })
+}
+
+/// Decodes `bytes` as an envelope of `E` and binds `run` to it: what `#[subscriber]`'s
+/// generated thunk calls, with its own function `run` (which calls the handler and boxes its
+/// future with [`handler_future`]). Generic over the event type only, so that the subscribers
+/// of one event type share it.
+#[doc(hidden)]
+#[allow(clippy::question_mark)] // a `match`, not `?`: no `Try` instantiations per event type
+pub fn prepare_fn<E: Event>(
+    bytes: &[u8],
+    run: fn(Envelope<E>, Context) -> HandlerFuture,
+) -> Result<Prepared, Failure> {
+    let envelope = match E::__decode_envelope(bytes) {
+        Ok(envelope) => envelope,
+        Err(failure) => return Err(failure),
+    };
+    let meta = meta_of(&envelope);
+    Ok(Prepared {
+        meta,
+        call: Box::new(move |ctx| run(envelope, ctx)),
     })
 }
 

@@ -306,47 +306,60 @@ fn generate(model: &Model<'_>) -> TokenStream {
         options.extend(quote_spanned!(lit.span()=> .ordering(#private::Ordering::#variant)));
     }
 
-    // The call to `prepare` is spanned on the function's name: a return type that is not
-    // `Result<(), impl Into<HandlerError>>`, or a future that is not `Send`, is reported there.
-    let prepare = if model.state.is_empty() {
-        quote_spanned! {fn_ident.span()=>
-            |bytes: &[u8]| #private::prepare::<#event, _, _, _>(bytes, #fn_ident)
+    // One function per subscriber, `run`: it fetches each `State<S>` (if any), calls the
+    // handler and boxes its future. The thunk registered is a closure calling the one core
+    // function generic over the event type only (`prepare_fn`), shared by the subscribers of
+    // one type. The call to `handler_future` is spanned on the function's name: a return type
+    // that is not `Result<(), impl Into<HandlerError>>`, or a future that is not `Send`, is
+    // reported there.
+    let event_ident = Ident::new("__event_bus_event", Span::call_site());
+    let ctx_ident = Ident::new("__event_bus_ctx", Span::call_site());
+    let state_idents: Vec<Ident> = (0..model.state.len())
+        .map(|i| format_ident!("__event_bus_state_{}", i))
+        .collect();
+    // Each `State<S>` is fetched from the context before the call; a missing one (possible
+    // only if the start check was skipped) is the permanent error `ctx.state` gives.
+    let fetch = model.state.iter().zip(&state_idents).map(|(ty, ident)| {
+        // The whole path is spanned on `T`, so that a `T` that is not `Send + Sync` is
+        // reported on the parameter.
+        let private = quote_spanned!(ty.span()=> ::event_bus_core::__private);
+        quote_spanned! {ty.span()=>
+            let #ident = match #private::State::<#ty>::from_context(&#ctx_ident) {
+                ::core::result::Result::Ok(state) => state,
+                ::core::result::Result::Err(missing) => {
+                    return #private::HandlerFuture::ready(
+                        ::core::result::Result::Err(#private::missing_state(missing)),
+                    );
+                }
+            };
         }
-    } else {
-        // Each `State<S>` is fetched from the context before the call; a missing one (possible
-        // only if the start check was skipped) is the permanent error `ctx.state` gives.
-        let event_ident = Ident::new("__event_bus_event", Span::call_site());
-        let ctx_ident = Ident::new("__event_bus_ctx", Span::call_site());
-        let state_idents: Vec<Ident> = (0..model.state.len())
-            .map(|i| format_ident!("__event_bus_state_{}", i))
-            .collect();
-        let fetch = model.state.iter().zip(&state_idents).map(|(ty, ident)| {
-            // The whole path is spanned on `T`, so that a `T` that is not `Send + Sync` is
-            // reported on the parameter.
-            let private = quote_spanned!(ty.span()=> ::event_bus_core::__private);
-            quote_spanned! {ty.span()=>
-                let #ident = match #private::State::<#ty>::from_context(&#ctx_ident) {
-                    ::core::result::Result::Ok(state) => state,
-                    ::core::result::Result::Err(missing) => {
-                        return ::core::result::Result::Err(#private::missing_state(missing));
-                    }
-                };
-            }
-        });
+    });
+    let run = {
         // Every token spanned on the name, so that each error is reported once, there.
         let private = quote_spanned!(fn_ident.span()=> ::event_bus_core::__private);
+        let call = quote_spanned! {fn_ident.span()=>
+            #fn_ident(#event_ident, #ctx_ident, #(#state_idents),*)
+        };
+        // With `State<S>` parameters, the call is awaited in an async block: its `Send` check
+        // is deferred, and skipped when a `State<S>` already failed (an `S` that is not `Sync`
+        // is reported once, at the parameter, not again at the handler's future).
+        let call = if model.state.is_empty() {
+            call
+        } else {
+            quote_spanned!(fn_ident.span()=> async move { #call.await })
+        };
         quote_spanned! {fn_ident.span()=>
-            |bytes: &[u8]| #private::prepare::<#event, _, _, _>(
-                bytes,
-                |#event_ident, #ctx_ident: #private::Context| async move {
-                    #(#fetch)*
-                    #private::handler_result(
-                        #fn_ident(#event_ident, #ctx_ident, #(#state_idents),*),
-                    )
-                    .await
-                },
-            )
+            fn __event_bus_run(
+                #event_ident: #private::Envelope<#event>,
+                #ctx_ident: #private::Context,
+            ) -> #private::HandlerFuture {
+                #(#fetch)*
+                #private::handler_future(#call)
+            }
         }
+    };
+    let prepare = quote_spanned! {fn_ident.span()=>
+        |bytes: &[u8]| #private::prepare_fn::<#event>(bytes, __event_bus_run)
     };
     let state_keys = model
         .state
@@ -356,6 +369,7 @@ fn generate(model: &Model<'_>) -> TokenStream {
 
     quote! {
         const _: () = {
+            #run
             const __EVENT_BUS_PREPARE: fn(
                 &[u8],
             ) -> ::core::result::Result<#private::Prepared, #private::Failure> = {

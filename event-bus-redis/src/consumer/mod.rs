@@ -18,8 +18,9 @@ mod maintenance;
 mod reader;
 mod shard;
 
-pub(crate) use shard::{shard_loop, Member};
 mod trimming;
+
+pub(crate) use shard::{shard_loop, Member};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,16 +58,38 @@ pub(crate) struct ConsumerShared {
     pub(crate) leases: Arc<Leases>,
     /// Why the reader is not reading (`None` while its reads succeed).
     pub(crate) reader_error: std::sync::Mutex<Option<String>>,
+    /// Whether `reader_error` holds an error: a successful read looks here, not at the lock.
+    pub(crate) reader_failing: std::sync::atomic::AtomicBool,
 }
 
 impl ConsumerShared {
     pub(crate) fn set_reader_error(&self, error: Option<String>) {
+        use std::sync::atomic::Ordering;
+        if error.is_none() && !self.reader_failing.load(Ordering::Acquire) {
+            return; // the common case: still reading, nothing to clear
+        }
         let mut slot = self
             .reader_error
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if slot.is_some() || error.is_some() {
-            *slot = error;
+        self.reader_failing
+            .store(error.is_some(), Ordering::Release);
+        *slot = error;
+    }
+
+    /// After `NOGROUP` (the stream or the group is gone: deleted, or Redis lost its data):
+    /// recreates the group from the beginning, so nothing published since is missed. `false`
+    /// when that failed (logged).
+    pub(crate) async fn recreate_group(&self) -> bool {
+        tracing::warn!(stream = %self.stream, group = %self.group, "NOGROUP: recreating the consumer group");
+        SubscriberCounters::add(&self.counters.groups_recreated, 1);
+        let mut conn = self.conn.clone();
+        match crate::groups::ensure_group(&mut conn, &self.stream, &self.group, "0").await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(stream = %self.stream, error = %e, "could not recreate the group");
+                false
+            }
         }
     }
 
@@ -345,6 +368,7 @@ impl Consumer {
             conn,
             counters: Arc::clone(&counters),
             reader_error: std::sync::Mutex::new(None),
+            reader_failing: std::sync::atomic::AtomicBool::new(false),
         });
         let capacity = config.read_batch * 2;
         let pool = Arc::new(WorkerPool::new(

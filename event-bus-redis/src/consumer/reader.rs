@@ -11,7 +11,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ConsumerShared, RedisSink};
 use crate::connection::{describe, is_nogroup, Backoff, BlockingConnection};
-use crate::groups::ensure_group;
 use crate::reply::{self, Entry};
 
 /// How long the acknowledgements of a batch handled in place may wait to go out with the next
@@ -104,13 +103,7 @@ pub(crate) async fn read_loop(
                 handle_batch(&shared, &pool, reply::read_reply(reply)).await;
             }
             Err(e) if is_nogroup(&e) => {
-                // The stream or its group is gone (deleted, or Redis lost its data): recreate
-                // it from the beginning so nothing published since is missed.
-                tracing::warn!(stream = %shared.stream, group = %shared.group, "NOGROUP: recreating the consumer group");
-                SubscriberCounters::add(&shared.counters.groups_recreated, 1);
-                let mut c = shared.conn.clone();
-                if let Err(e) = ensure_group(&mut c, &shared.stream, &shared.group, "0").await {
-                    tracing::warn!(stream = %shared.stream, error = %e, "could not recreate the group");
+                if !shared.recreate_group().await {
                     sleep_unless_stopped(backoff.next_delay(), &stop).await;
                 }
             }

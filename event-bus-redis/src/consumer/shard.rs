@@ -35,7 +35,6 @@ use tokio_util::sync::CancellationToken;
 use super::reader::sleep_unless_stopped;
 use super::{ConsumerShared, RedisSink};
 use crate::connection::{describe, is_nogroup, Backoff, BlockingConnection};
-use crate::groups::ensure_group;
 use crate::reply::{self, StreamId};
 
 /// One subscriber read by a shard.
@@ -244,13 +243,7 @@ async fn poll(shard: &mut Shard, conn: &mut BlockingConnection, batch: usize) ->
                 }
             }
             Some(Err(e)) if is_nogroup(&e) => {
-                let shared = &member.shared;
-                tracing::warn!(stream = %shared.stream, group = %shared.group, "NOGROUP: recreating the consumer group");
-                SubscriberCounters::add(&shared.counters.groups_recreated, 1);
-                let mut c = shared.conn.clone();
-                if let Err(e) = ensure_group(&mut c, &shared.stream, &shared.group, "0").await {
-                    tracing::warn!(stream = %shared.stream, error = %e, "could not recreate the group");
-                }
+                member.shared.recreate_group().await;
             }
             Some(Err(e)) => {
                 tracing::warn!(stream = %member.shared.stream, group = %member.shared.group,

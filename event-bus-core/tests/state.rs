@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use event_bus_core::transport::{Dispatcher, EncodedEvent, Selection, Shared};
@@ -38,8 +38,6 @@ pub struct InvoiceSent {
     pub tenant_id: Uuid,
 }
 
-static HANDLED: AtomicUsize = AtomicUsize::new(0);
-
 #[subscriber("INVOICE_SENT", name = "state-mail")]
 async fn mail_invoice(
     event: Envelope<InvoiceSent>,
@@ -49,7 +47,6 @@ async fn mail_invoice(
 ) -> Result<(), HandlerError> {
     mailer.sent.lock().unwrap().push(event.payload.tenant_id);
     counter.0.fetch_add(1, Ordering::SeqCst);
-    HANDLED.fetch_add(1, Ordering::SeqCst);
     Ok(())
 }
 
@@ -289,14 +286,13 @@ async fn a_state_subscriber_runs_on_the_memory_bus() {
         .await
         .unwrap();
     let running = bus.start().await.expect("the bus starts");
-    let before = HANDLED.load(Ordering::SeqCst);
     bus.publish(InvoiceSent {
         tenant_id: Uuid::new_v4(),
     })
     .await
     .unwrap();
     running.idle().await;
-    assert_eq!(HANDLED.load(Ordering::SeqCst), before + 1);
+    // The counter is this test's own: other tests call the handler directly with theirs.
     assert_eq!(counter.0.load(Ordering::SeqCst), 1);
     running.shutdown().await.unwrap();
 }

@@ -1,63 +1,32 @@
-//! The shape of the system we replace: hundreds of streams, two subscribers on each. Here one
-//! probe type on 330 channels, each its own stream (`StreamLayout::PerChannel`), read by 660
-//! subscribers, on a private Redis so its connections can be counted exactly: the process holds
-//! a bounded number of connections, every subscriber receives its event exactly once, and a
-//! connection limit below what the process needs fails the start, naming the limit.
+//! The shape of the system we replace: 330 event types, two subscribers on each, every one a
+//! real `#[derive(Event)]` type and a real `#[subscriber]` discovered at start (the generated
+//! `many-types` fixture), on a private Redis so its connections can be counted exactly: the
+//! process holds a bounded number of connections, every subscriber receives its event exactly
+//! once, and a connection limit below what the process needs fails the start, naming the limit.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use event_bus_core::{Bus, Context, Envelope, HandlerError, RunningBus, StreamLayout, Subscriber};
+use event_bus_core::{Bus, RunningBus};
 use event_bus_redis::RedisBus;
 use event_bus_tests::server::RedisServer;
-use event_bus_tests::{unique_prefix, Probe};
+use event_bus_tests::unique_prefix;
+use many_types::{Seen, EVENT_TYPES};
 use uuid::Uuid;
 
-const STREAMS: usize = 330;
 const READERS: usize = 8;
 
-type Seen = Arc<Mutex<HashMap<String, Vec<u64>>>>;
-
-fn channel(i: usize) -> &'static str {
-    // Subscribers name their channel with a `&'static str`; a test may leak a few hundred.
-    Box::leak(format!("ch-{i:03}").into_boxed_str())
-}
-
-fn subscriber(name: String, channel: &'static str, seen: &Seen) -> Subscriber {
-    let seen = Arc::clone(seen);
-    let recorded_as = name.clone();
-    Subscriber::new(name, move |event: Envelope<Probe>, _ctx: Context| {
-        let seen = Arc::clone(&seen);
-        let name = recorded_as.clone();
-        async move {
-            seen.lock()
-                .map_err(|_| HandlerError::permanent("poisoned"))?
-                .entry(name)
-                .or_default()
-                .push(event.payload.seq);
-            Ok::<(), HandlerError>(())
-        }
-    })
-    .channel(channel)
-}
-
 async fn many_type_bus(url: &str, prefix: &str, seen: &Seen) -> RedisBus {
-    let mut builder = RedisBus::builder()
+    RedisBus::builder()
         .url(url)
         .prefix(prefix)
-        .layout(StreamLayout::PerChannel)
-        .discover(false)
-        .register_event::<Probe>()
+        .only(many_types::subscriber_names())
+        .expect_subscribers(many_types::subscriber_names())
+        .state(seen.clone())
         .block(Duration::from_millis(200))
-        .max_reader_connections(READERS);
-    for i in 0..STREAMS {
-        let ch = channel(i);
-        builder = builder
-            .subscribe(subscriber(format!("audit-{i:03}"), ch, seen))
-            .subscribe(subscriber(format!("notify-{i:03}"), ch, seen));
-    }
-    builder.build().await.expect("bus")
+        .max_reader_connections(READERS)
+        .build()
+        .await
+        .expect("bus")
 }
 
 async fn connected_clients(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
@@ -82,40 +51,35 @@ async fn six_hundred_sixty_subscribers_share_a_bounded_number_of_connections() {
         .get_multiplexed_async_connection()
         .await
         .expect("conn");
-    let seen: Seen = Arc::default();
+    let seen = Seen::default();
     let bus = many_type_bus(&url, &unique_prefix("many"), &seen).await;
     let starting = std::time::Instant::now();
     let running = bus.start().await.expect("start");
     let start_took = starting.elapsed();
-    assert_eq!(running.subscribers().len(), 2 * STREAMS);
+    assert_eq!(running.subscribers().len(), 2 * EVENT_TYPES);
     assert!(running.health().ready);
     // This test's connection, the bus's connection for commands, and its readers.
     let clients = connected_clients(&mut conn).await;
     assert!(
         clients <= 2 + READERS as u64,
         "{clients} connections for {} subscribers",
-        2 * STREAMS
+        2 * EVENT_TYPES
     );
 
-    let tenant = Uuid::new_v4();
-    for i in 0..STREAMS {
-        bus.publish_on(&[channel(i)], Probe::new(tenant, i as u64))
-            .await
-            .expect("publish");
-    }
+    many_types::publish_each(&bus, Uuid::new_v4(), 7)
+        .await
+        .expect("publish");
     tokio::time::timeout(Duration::from_secs(60), running.idle())
         .await
         .expect("every subscriber caught up");
-    let seen = seen.lock().expect("lock").clone();
+    let seen = seen.snapshot();
     assert_eq!(
         seen.len(),
-        2 * STREAMS,
+        2 * EVENT_TYPES,
         "every subscriber received something"
     );
-    for i in 0..STREAMS {
-        for name in [format!("audit-{i:03}"), format!("notify-{i:03}")] {
-            assert_eq!(seen.get(&name), Some(&vec![i as u64]), "{name}");
-        }
+    for name in many_types::subscriber_names() {
+        assert_eq!(seen.get(name.as_str()), Some(&vec![7]), "{name}");
     }
     // With MEASURE_IDLE set (and `--nocapture`), report what the idle process costs, over 30 s:
     // the figures the README gives. Not asserted (timing varies).
@@ -173,7 +137,7 @@ async fn six_hundred_sixty_subscribers_share_a_bounded_number_of_connections() {
         );
     }
     let stats = running.stats();
-    assert_eq!(stats.handled, 2 * STREAMS as u64);
+    assert_eq!(stats.handled, 2 * EVENT_TYPES as u64);
     assert_eq!(
         connected_clients(&mut conn).await,
         clients,
@@ -187,8 +151,12 @@ async fn a_connection_limit_below_the_need_fails_the_start_and_names_it() {
     event_bus_tests::init_tracing();
     // The bus needs one connection for commands and eight for its readers.
     let server = RedisServer::start(&["--maxclients", "6"]);
-    let seen: Seen = Arc::default();
-    let bus = many_type_bus(&server.url(), &unique_prefix("many-limit"), &seen).await;
+    let bus = many_type_bus(
+        &server.url(),
+        &unique_prefix("many-limit"),
+        &Seen::default(),
+    )
+    .await;
     let err = bus
         .start()
         .await

@@ -22,6 +22,7 @@
 //! See [`RedisBus`] for an example.
 #![warn(missing_docs)]
 
+pub mod admin;
 mod bus;
 mod config;
 mod connection;

@@ -2,13 +2,14 @@
 //! (table and JSON) with exact lag and pending counts; dead letters listed, shown and purged
 //! with exact counts, the seed's listed as foreign and kept; a replay requested by the CLI and
 //! carried out by the running consumer of the failing subscriber's group only, exactly once;
-//! a request written while no consumer runs, carried out when the bus starts; tail.
+//! a request written while no consumer runs, carried out when the bus starts (per-channel
+//! layout); tail; errors.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use event_bus_core::{Bus, RunningBus};
+use event_bus_core::{Bus, RunningBus, StreamLayout};
 use event_bus_tests::redis_helpers::{
     create_group, probe_envelope, raw, read_as, xadd_probes, xadd_seed_dead_letter, xlen, WAIT,
 };
@@ -349,9 +350,11 @@ async fn a_replay_is_carried_out_by_the_failing_subscribers_running_consumer_onl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_written_while_no_consumer_runs_is_carried_out_when_the_bus_starts() {
+    // With the seed's per-channel layout: `{prefix}:{channel}:{TYPE}`.
     let mut t = TestBus::new(BusKind::Redis, "cli-replay-later", &["probe-a"]);
     t.claim_interval = Duration::from_millis(200);
-    let stream = format!("{}:PROBE", t.prefix);
+    t.layout = StreamLayout::PerChannel;
+    let stream = format!("{}:global:PROBE", t.prefix);
     let dl = format!("{stream}:dead-letter");
     let bus = t.redis().await;
     let running = bus.start().await.expect("start");
@@ -361,6 +364,9 @@ async fn a_request_written_while_no_consumer_runs_is_carried_out_when_the_bus_st
     let letters = wait_dead_letters(&bus, 1, WAIT).await;
     running.shutdown().await.expect("shutdown");
 
+    let listed = cli_json(&t, &["dead-letters", "list", "--stream", "PROBE"]).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["stream"], stream);
     let o = cli(&t, &["dead-letters", "replay", "--subscriber", "probe-a"]).await;
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -385,6 +391,55 @@ async fn a_request_written_while_no_consumer_runs_is_carried_out_when_the_bus_st
     ));
     assert_eq!(xlen(&mut conn, &dl).await, 0);
     assert!(letters[0].id.contains('-'));
+    running.shutdown().await.expect("shutdown");
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_cut_short_by_a_crash_is_claimed_and_carried_out_by_another_consumer() {
+    let mut t = TestBus::new(BusKind::Redis, "cli-replay-crash", &["probe-a"]);
+    t.claim_interval = Duration::from_millis(200);
+    t.claim_idle = Duration::from_secs(1);
+    t.shutdown_timeout = Duration::from_millis(100);
+    let stream = format!("{}:PROBE", t.prefix);
+    let dl = format!("{stream}:dead-letter");
+    let requests = format!("{stream}:replay:probe-a");
+    let bus = t.redis().await;
+    let running = bus.start().await.expect("start");
+    let mut p = Probe::new(Uuid::new_v4(), 9);
+    p.permanent = true;
+    p.sleep_ms = 1500;
+    bus.publish(p).await.expect("publish");
+    let letters = wait_dead_letters(&bus, 1, WAIT).await;
+    assert_eq!(letters.len(), 1);
+    t.recorder.heal();
+    let o = cli(&t, &["dead-letters", "replay", "--id", &letters[0].id]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The replay starts (the handler sleeps 1.5 s), and the process goes away meanwhile.
+    assert!(eventually!(t.recorder.starts() == 2));
+    let _ = running.shutdown().await; // cut short: the deadline is 100 ms
+    assert_eq!(
+        t.recorder.attempts_of("probe-a", 9).len(),
+        1,
+        "the replay did not finish"
+    );
+    let mut conn = raw(&t.url).await;
+    assert_eq!(xlen(&mut conn, &dl).await, 1);
+    assert_eq!(
+        xlen(&mut conn, &requests).await,
+        1,
+        "the request stays, pending"
+    );
+
+    // Another process of the subscriber claims the request once it is idle, and replays.
+    let bus = t.redis().await;
+    let running = bus.start().await.expect("start again");
+    assert!(eventually!(
+        xlen(&mut conn, &dl).await == 0 && xlen(&mut conn, &requests).await == 0
+    ));
+    let a = t.recorder.attempts_of("probe-a", 9);
+    assert_eq!(a.iter().filter(|x| x.ok).count(), 1, "{a:?}");
+    assert_eq!(a.len(), 2, "{a:?}");
     running.shutdown().await.expect("shutdown");
     t.cleanup().await;
 }

@@ -65,7 +65,12 @@ pub(crate) async fn maintenance_loop(
     let trim_check_every = settings.interval.max(SLOW_CHECKS_EVERY);
     let started = tokio::time::Instant::now();
     let (mut cleaned_up, mut trim_checked) = (started, started);
-    let mut replays = super::replays::Replays::new(&shared, settings.batch, settings.claim_idle);
+    let mut replays = super::replays::Replays::new(
+        &shared,
+        settings.batch,
+        settings.claim_idle,
+        settings.consumer_idle_timeout,
+    );
     loop {
         sleep_unless_stopped(delay, &stop).await;
         if stop.is_cancelled() {

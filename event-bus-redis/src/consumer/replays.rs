@@ -12,12 +12,19 @@
 //!    letter is handed over again. Requests still running have their idle time reset
 //!    (`XCLAIM ... JUSTID`), so no other consumer claims them meanwhile;
 //! 2. reads new requests: one non-blocking `XREADGROUP COUNT n` (no key: one `NOGROUP` reply,
-//!    as cheap as an empty one), and every [`CLAIM_EVERY`] rounds claims the requests another
-//!    consumer left pending for `claim_idle` (it died mid-replay) with `XAUTOCLAIM`;
+//!    as cheap as an empty one, and the round ends there), and every [`CLAIM_EVERY`] rounds
+//!    claims the requests another consumer left pending for `claim_idle` (it died mid-replay)
+//!    with `XAUTOCLAIM`;
 //! 3. hands each request's letter to the subscriber's worker pool, as
 //!    `RedisBus::replay_dead_letter` does: the dispatcher decodes, validates, retries and
 //!    dead-letters it again as for any delivery. A request whose letter is gone is settled at
 //!    once; one naming another subscriber's letter or a foreign letter is logged and dropped.
+//!
+//! After a round that settled a request, the consumers of the request stream's group idle for
+//! `consumer_idle_timeout` with nothing pending (processes gone since) are removed.
+//!
+//! The idle cost: one command per subscriber per round while no replay was ever requested for
+//! it, one and a sixth once its request stream exists.
 //!
 //! So a replay starts within one maintenance round (`claim_interval`, 5 s by default) of the
 //! request, and runs at least once.
@@ -28,6 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_bus_core::transport::{Message, WorkerPool};
+use redis::streams::StreamInfoConsumersReply;
 use redis::{cmd, RedisResult, Value};
 
 use super::{ConsumerShared, RedisSink};
@@ -61,18 +69,28 @@ pub(crate) struct Replays {
     key: String,
     batch: usize,
     claim_idle: Duration,
+    consumer_idle_timeout: Duration,
     rounds: u32,
+    /// A request was settled this round: time to remove the request group's idle consumers.
+    settled: bool,
     /// By request entry id.
     held: HashMap<String, Held>,
 }
 
 impl Replays {
-    pub(crate) fn new(shared: &ConsumerShared, batch: usize, claim_idle: Duration) -> Self {
+    pub(crate) fn new(
+        shared: &ConsumerShared,
+        batch: usize,
+        claim_idle: Duration,
+        consumer_idle_timeout: Duration,
+    ) -> Self {
         Self {
             key: replay_stream(&shared.stream, &shared.group),
             batch: batch.max(1),
             claim_idle,
+            consumer_idle_timeout,
             rounds: 0,
+            settled: false,
             held: HashMap::new(),
         }
     }
@@ -94,24 +112,6 @@ impl Replays {
         let claim = self.rounds.is_multiple_of(CLAIM_EVERY);
         self.rounds = self.rounds.wrapping_add(1);
         let mut conn = shared.conn.clone();
-        let mut requests = Vec::new();
-        if claim {
-            let claimed: RedisResult<Value> = cmd("XAUTOCLAIM")
-                .arg(&self.key)
-                .arg(&shared.group)
-                .arg(&shared.consumer)
-                .arg(u64::try_from(self.claim_idle.as_millis()).unwrap_or(u64::MAX))
-                .arg("0-0")
-                .arg("COUNT")
-                .arg(self.batch)
-                .query_async(&mut conn)
-                .await;
-            match claimed {
-                Ok(v) => requests.extend(reply::autoclaim_reply(v).1),
-                Err(e) if is_nogroup(&e) => return Ok(()),
-                Err(e) => return Err(e),
-            }
-        }
         let read: RedisResult<Value> = cmd("XREADGROUP")
             .arg("GROUP")
             .arg(&shared.group)
@@ -123,13 +123,62 @@ impl Replays {
             .arg(">")
             .query_async(&mut conn)
             .await;
-        match read {
-            Ok(v) => requests.extend(reply::read_reply(v)),
-            Err(e) if is_nogroup(&e) => {}
+        let mut requests = match read {
+            Ok(v) => reply::read_reply(v),
+            // No request was ever written (or the group is gone): nothing to claim either.
+            Err(e) if is_nogroup(&e) => return Ok(()),
             Err(e) => return Err(e),
+        };
+        if claim {
+            let claimed: Value = cmd("XAUTOCLAIM")
+                .arg(&self.key)
+                .arg(&shared.group)
+                .arg(&shared.consumer)
+                .arg(u64::try_from(self.claim_idle.as_millis()).unwrap_or(u64::MAX))
+                .arg("0-0")
+                .arg("COUNT")
+                .arg(self.batch)
+                .query_async(&mut conn)
+                .await?;
+            requests.extend(reply::autoclaim_reply(claimed).1);
         }
         for request in requests {
             self.start(shared, pool, request).await?;
+        }
+        if std::mem::take(&mut self.settled) {
+            self.remove_idle_consumers(shared).await?;
+        }
+        Ok(())
+    }
+
+    /// Every process that read requests left a consumer in the request stream's group: those
+    /// idle for `consumer_idle_timeout` with nothing pending are removed, after a request was
+    /// settled (so an idle subscriber pays nothing for it).
+    async fn remove_idle_consumers(&self, shared: &ConsumerShared) -> RedisResult<()> {
+        let mut conn = shared.conn.clone();
+        let info: StreamInfoConsumersReply = cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(&self.key)
+            .arg(&shared.group)
+            .query_async(&mut conn)
+            .await?;
+        let timeout_ms =
+            usize::try_from(self.consumer_idle_timeout.as_millis()).unwrap_or(usize::MAX);
+        for consumer in info.consumers {
+            if consumer.name == shared.consumer
+                || consumer.pending != 0
+                || consumer.idle < timeout_ms
+            {
+                continue;
+            }
+            // A consumer with nothing pending loses nothing when deleted.
+            let _: Value = cmd("XGROUP")
+                .arg("DELCONSUMER")
+                .arg(&self.key)
+                .arg(&shared.group)
+                .arg(&consumer.name)
+                .query_async(&mut conn)
+                .await?;
         }
         Ok(())
     }
@@ -295,6 +344,7 @@ impl Replays {
             .ignore();
         pipe.query_async::<()>(&mut conn).await?;
         self.held.remove(id);
+        self.settled = true;
         Ok(())
     }
 }

@@ -49,47 +49,32 @@ fn items(v: Value) -> Vec<Value> {
     }
 }
 
-/// The entries of a one-stream `XREAD` reply (none on timeout).
+/// The entries of a one-stream `XREAD` reply (none on timeout), parsed by the runtime.
 fn entries(stream: &str, reply: Value) -> Vec<Line> {
-    let mut out = Vec::new();
-    let mut streams = items(reply).into_iter();
-    // RESP2: [[key, entries]]; RESP3: {key: entries}, flattened to [key, entries].
-    let mut parts = match streams.next() {
-        Some(Value::Array(pair)) => pair.into_iter(),
-        Some(key) => vec![key, streams.next().unwrap_or(Value::Nil)].into_iter(),
-        None => return out,
-    };
-    let _key = parts.next();
-    for entry in parts.next().map(items).unwrap_or_default() {
-        let mut entry = items(entry).into_iter();
-        let Some(id) = entry.next().and_then(text) else {
-            continue;
-        };
-        let mut line = Line {
-            stream: stream.to_owned(),
-            id,
-            fields: serde_json::Map::new(),
-            event: None,
-        };
-        let mut kv = entry.next().map(items).unwrap_or_default().into_iter();
-        while let (Some(k), Some(v)) = (kv.next(), kv.next()) {
-            let (Some(k), Some(v)) = (text(k), bytes(v)) else {
-                continue;
+    let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+    event_bus_redis::admin::read_reply_entries(reply)
+        .into_iter()
+        .map(|(id, fields)| {
+            let mut line = Line {
+                stream: stream.to_owned(),
+                id,
+                fields: serde_json::Map::new(),
+                event: None,
             };
-            if k == "event" {
-                line.event = Some(serde_json::from_slice(&v).unwrap_or_else(|_| {
-                    serde_json::Value::String(String::from_utf8_lossy(&v).into_owned())
-                }));
-            } else {
-                line.fields.insert(
-                    k,
-                    serde_json::Value::String(String::from_utf8_lossy(&v).into_owned()),
-                );
+            for (k, v) in fields {
+                if k == b"event" {
+                    line.event = Some(
+                        serde_json::from_slice(&v)
+                            .unwrap_or_else(|_| serde_json::Value::String(text(&v))),
+                    );
+                } else {
+                    line.fields
+                        .insert(text(&k), serde_json::Value::String(text(&v)));
+                }
             }
-        }
-        out.push(line);
-    }
-    out
+            line
+        })
+        .collect()
 }
 
 /// The id `$` stands for: the stream's last generated id (`0-0` when it does not exist yet),

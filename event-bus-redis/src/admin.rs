@@ -160,6 +160,18 @@ pub async fn purge_dead_letters(
     dead_letter::purge(conn, dl_stream, filter).await
 }
 
+/// One stream entry: its id and its fields in order, as Redis sent them.
+pub type RawEntry = (String, Vec<(Vec<u8>, Vec<u8>)>);
+
+/// The entries of a one-stream `XREAD` or `XREADGROUP` reply (none on a timeout's nil), with
+/// the runtime's own reply parser (RESP2 and RESP3).
+pub fn read_reply_entries(reply: Value) -> Vec<RawEntry> {
+    reply::read_reply(reply)
+        .into_iter()
+        .map(|e| (e.id, e.fields))
+        .collect()
+}
+
 /// A replay request, as written by [`request_replay`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

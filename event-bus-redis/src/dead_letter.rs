@@ -13,7 +13,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use event_bus_core::{DeadLetter, DeadLetterFilter, Failure, FailureKind};
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{cmd, RedisResult, Value};
 
 use crate::keys::{event_type_of, id_millis};
@@ -147,7 +147,7 @@ pub(crate) fn parse(entry: Entry) -> DeadLetter {
 
 /// Every entry of a stream, read in pages.
 pub(crate) async fn read_all(
-    conn: &mut ConnectionManager,
+    conn: &mut (impl ConnectionLike + Send),
     stream: &str,
     from: &str,
 ) -> RedisResult<Vec<Entry>> {
@@ -202,7 +202,7 @@ pub(crate) async fn already_dead_lettered(
 /// letters it leaves out, and those written meanwhile, stay as they are); returns how many
 /// Redis deleted.
 pub(crate) async fn purge(
-    conn: &mut ConnectionManager,
+    conn: &mut (impl ConnectionLike + Send),
     dl_stream: &str,
     filter: &DeadLetterFilter,
 ) -> RedisResult<usize> {

@@ -1,9 +1,10 @@
 //! Key names: `{prefix}:{EVENT_TYPE}` for an event type's stream, `{stream}:dead-letter` for its
 //! dead letters, `{stream}:runs:{group}` for a subscriber's record of failed handler runs.
-//! Every command the runtime sends touches exactly one of these keys.
+//! `{stream}:replay:{group}` holds the replay requests for `group`'s dead letters (see
+//! `consumer::replays`). Every command the runtime sends touches exactly one of these keys.
 
 /// The dead-letter stream of `stream`.
-pub(crate) fn dead_letter_stream(stream: &str) -> String {
+pub fn dead_letter_stream(stream: &str) -> String {
     format!("{stream}:dead-letter")
 }
 
@@ -12,8 +13,14 @@ pub(crate) fn runs_key(stream: &str, group: &str) -> String {
     format!("{stream}:runs:{group}")
 }
 
+/// The replay requests for `group`'s dead letters of `stream`, read by that group's consumers
+/// only.
+pub fn replay_stream(stream: &str, group: &str) -> String {
+    format!("{stream}:replay:{group}")
+}
+
 /// The event type a stream carries (the part after the last `:`).
-pub(crate) fn event_type_of(stream: &str) -> &str {
+pub fn event_type_of(stream: &str) -> &str {
     stream.rsplit(':').next().unwrap_or(stream)
 }
 
@@ -39,6 +46,10 @@ mod tests {
         assert_eq!(
             runs_key("event:TICKET_UPDATED", "ticket-email"),
             "event:TICKET_UPDATED:runs:ticket-email"
+        );
+        assert_eq!(
+            replay_stream("event:TICKET_UPDATED", "ticket-email"),
+            "event:TICKET_UPDATED:replay:ticket-email"
         );
         assert_eq!(id_millis("1700000000000-3"), 1_700_000_000_000);
         assert_eq!(id_millis("garbage"), 0);

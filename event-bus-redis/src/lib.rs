@@ -19,9 +19,14 @@
 //! - every command touches a single key, so streams can later live on different cluster
 //!   shards.
 //!
+//! - a dead letter can be replayed from another process (the `event-bus` ops CLI): a request
+//!   in `{stream}:replay:{group}` that the group's running consumers carry out (see [`admin`],
+//!   the wire as operations tools see it).
+//!
 //! See [`RedisBus`] for an example.
 #![warn(missing_docs)]
 
+pub mod admin;
 mod bus;
 mod config;
 mod connection;

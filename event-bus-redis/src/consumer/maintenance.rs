@@ -65,6 +65,12 @@ pub(crate) async fn maintenance_loop(
     let trim_check_every = settings.interval.max(SLOW_CHECKS_EVERY);
     let started = tokio::time::Instant::now();
     let (mut cleaned_up, mut trim_checked) = (started, started);
+    let mut replays = super::replays::Replays::new(
+        &shared,
+        settings.batch,
+        settings.claim_idle,
+        settings.consumer_idle_timeout,
+    );
     loop {
         sleep_unless_stopped(delay, &stop).await;
         if stop.is_cancelled() {
@@ -76,6 +82,7 @@ pub(crate) async fn maintenance_loop(
         {
             tracing::warn!(stream = %shared.stream, group = %shared.group, error = %e, "claiming stale entries failed");
         }
+        replays.round(&shared, &pool).await;
         if cleaned_up.elapsed() >= clean_up_every {
             cleaned_up = tokio::time::Instant::now();
             if let Err(e) = remove_idle_consumers(&shared, settings.consumer_idle_timeout).await {

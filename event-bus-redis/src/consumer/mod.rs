@@ -5,7 +5,8 @@
 //! - [`acks`]: the one owner of acknowledgements, and where "handled" is counted;
 //! - [`leases`]: keeps held entries from being claimed while their handlers run;
 //! - [`claims`]: crash recovery, claiming entries other consumers left pending;
-//! - [`maintenance`]: the periodic, jittered round of claims, consumer clean-up and retention.
+//! - [`maintenance`]: the periodic, jittered round of claims, consumer clean-up and retention;
+//! - [`replays`]: replay requests for the subscriber's dead letters, read during maintenance.
 //!
 //! This module holds what they share, the [`RedisSink`] through which the core reports
 //! outcomes, and the consumer's life cycle: one cancellation signal, and a deadline on every
@@ -16,6 +17,7 @@ mod claims;
 mod leases;
 mod maintenance;
 mod reader;
+mod replays;
 mod shard;
 
 mod trimming;

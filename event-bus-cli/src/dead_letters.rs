@@ -369,7 +369,7 @@ pub(crate) async fn replay(
     let by = requested_by();
     let mut requested = Vec::new();
     for letter in &ours {
-        let request = admin::request_replay(conn, letter, &by)
+        let request = admin::request_replay(conn, prefix, letter, &by)
             .await
             .map_err(|e| match e {
                 admin::ReplayRequestError::Redis(e) => {

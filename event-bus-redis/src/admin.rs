@@ -14,6 +14,7 @@
 //! | `{prefix}:{EVENT_TYPE}` or `{prefix}:{channel}:{EVENT_TYPE}` | stream | an event stream (per event type, or per channel as the seed runs today) |
 //! | `{stream}:dead-letter` | stream | its dead letters, ours and the seed's ([`dead_letter_stream`]) |
 //! | `{stream}:replay:{group}` | stream | replay requests for `group`'s dead letters ([`replay_stream`]) |
+//! | `{prefix}:replay-requests` | string | a counter of the replay requests written ([`replay_signal`]) |
 //! | `{stream}:runs:{group}` | hash | failed handler runs per entry |
 //! | `{stream}:trimmed:{group}` | hash | entries trimmed before the group read them |
 //!
@@ -22,9 +23,10 @@
 //! A replay is carried out by the running consumers of the failing subscriber's group, and by
 //! no other subscriber: [`request_replay`] appends an entry naming the dead letter to
 //! `{stream}:replay:{group}` (creating that stream's consumer group, named like the
-//! subscriber, at `0`), and returns. The request is durable: the caller may exit at once.
-//! Every consumer of the group reads that stream once per maintenance round (every
-//! `claim_interval`, 5 s by default), hands the letter to the subscriber's dispatcher (decode,
+//! subscriber, at `0`), bumps the counter `{prefix}:replay-requests`, and returns. The request
+//! is durable: the caller may exit at once. Every process polls that one counter (at most twice
+//! per `claim_interval`, 5 s by default, whatever its number of subscribers); once it moved, every
+//! consumer of the group reads its request stream at its next maintenance round, hands the letter to the subscriber's dispatcher (decode,
 //! validation, retries with backoff, a new dead letter if it fails again), and acknowledges
 //! and deletes the request once the dead letter is gone: deleted after its handler succeeded,
 //! or replaced by a new letter. A consumer that dies mid-replay leaves the request pending;
@@ -40,7 +42,7 @@ use crate::connection::is_busygroup;
 use crate::dead_letter;
 use crate::reply::{self, Entry};
 
-pub use crate::keys::{dead_letter_stream, event_type_of, replay_stream};
+pub use crate::keys::{dead_letter_stream, event_type_of, replay_signal, replay_stream};
 
 /// The key prefix a bus uses unless told otherwise (`RedisBus::builder().prefix(...)`).
 pub const DEFAULT_PREFIX: &str = "event";
@@ -203,9 +205,12 @@ pub enum ReplayRequestError {
 /// Asks the running consumers of `letter`'s subscriber to replay it (see
 /// [the module docs](self#replay-requests)): creates the consumer group of
 /// `{stream}:replay:{group}` if needed (`XGROUP CREATE ... 0 MKSTREAM`), then appends the
-/// request (`XADD`). Two commands, one key. Returns once Redis has the request.
+/// request (`XADD`), and bumps the counter [`replay_signal`]`(prefix)` (`INCR`), which tells
+/// the processes of the deployment to look. Three commands, each on one key. Returns once
+/// Redis has the request. `prefix` is the deployment's stream prefix.
 pub async fn request_replay(
     conn: &mut (impl ConnectionLike + Send),
+    prefix: &str,
     letter: &DeadLetter,
     requested_by: &str,
 ) -> Result<ReplayRequest, ReplayRequestError> {
@@ -243,6 +248,10 @@ pub async fn request_replay(
         .query_async(conn)
         .await?;
     let entry_id = reply::string(reply).unwrap_or_default();
+    let _: i64 = cmd("INCR")
+        .arg(replay_signal(prefix))
+        .query_async(conn)
+        .await?;
     Ok(ReplayRequest {
         request_id,
         stream,

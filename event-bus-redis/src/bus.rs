@@ -23,6 +23,7 @@ use tracing::Instrument;
 use crate::config::{RedisBusBuilder, RedisConfig};
 use crate::connection;
 use crate::connection::BlockingConnection;
+use crate::consumer::replays::ReplaySignal;
 use crate::consumer::{shard_loop, Consumer, Member, ReaderMode, RedisSink};
 use crate::dead_letter;
 use crate::groups::{self, ensure_group, ForeignGroup};
@@ -470,6 +471,12 @@ impl Bus for RedisBus {
         }
         let mut connections = connections.into_iter();
         let mut consumers = Vec::new();
+        // One poll of the replay-request counter for every consumer of the process, at most
+        // twice per maintenance interval.
+        let replay_signal = Arc::new(ReplaySignal::new(
+            &self.inner.config.common.prefix,
+            self.inner.config.claim_interval / 2,
+        ));
         for subscriber in &resolved.subscribers {
             let stream = self.options().stream_of(subscriber);
             let dispatcher =
@@ -490,6 +497,7 @@ impl Bus for RedisBus {
                 self.inner.conn.clone(),
                 self.inner.consumer.clone(),
                 &self.inner.config,
+                &replay_signal,
                 &self.inner.stop,
             );
             self.inner.started().push(Started {

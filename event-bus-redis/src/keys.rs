@@ -1,7 +1,9 @@
 //! Key names: `{prefix}:{EVENT_TYPE}` for an event type's stream, `{stream}:dead-letter` for its
 //! dead letters, `{stream}:runs:{group}` for a subscriber's record of failed handler runs.
-//! `{stream}:replay:{group}` holds the replay requests for `group`'s dead letters (see
-//! `consumer::replays`). Every command the runtime sends touches exactly one of these keys.
+//! `{stream}:replay:{group}` holds the replay requests for `group`'s dead letters, and the
+//! counter `{prefix}:replay-requests` goes up with each request, so that idle consumers look at
+//! their request streams only when it moved (see `consumer::replays`). Every command the
+//! runtime sends touches exactly one of these keys.
 
 /// The dead-letter stream of `stream`.
 pub fn dead_letter_stream(stream: &str) -> String {
@@ -17,6 +19,12 @@ pub(crate) fn runs_key(stream: &str, group: &str) -> String {
 /// only.
 pub fn replay_stream(stream: &str, group: &str) -> String {
     format!("{stream}:replay:{group}")
+}
+
+/// The counter of replay requests written under `prefix`: one key that every process of a
+/// deployment polls, instead of every subscriber polling its request stream.
+pub fn replay_signal(prefix: &str) -> String {
+    format!("{prefix}:replay-requests")
 }
 
 /// The event type a stream carries (the part after the last `:`).
@@ -51,6 +59,7 @@ mod tests {
             replay_stream("event:TICKET_UPDATED", "ticket-email"),
             "event:TICKET_UPDATED:replay:ticket-email"
         );
+        assert_eq!(replay_signal("event"), "event:replay-requests");
         assert_eq!(id_millis("1700000000000-3"), 1_700_000_000_000);
         assert_eq!(id_millis("garbage"), 0);
     }

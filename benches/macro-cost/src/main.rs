@@ -1,17 +1,21 @@
 //! The build-time cost of `#[derive(Event)]` and `#[subscriber]`.
 //!
-//! Generates an application of `N` event types (default 330) as three crates, in a workspace
+//! Generates an application of `N` event types (default 330) as four crates, in a workspace
 //! under the target directory (`<target>/macro-cost/app`, never committed):
 //!
 //! - `baseline`: the structs with `serde` derives only, and per type one `serde_json` decode and
 //!   encode in a function, so that the code is instantiated;
+//! - `plain`: the handlers' own code without the framework: per type the same two async
+//!   functions, taking the decoded struct (what the application has to compile anyway);
 //! - `events`: the same structs with `#[derive(Event)]` and their `#[event(...)]` rules;
 //! - `handlers`: two `#[subscriber]`s per type (one in three takes a `State<S>`).
 //!
-//! Then, for the dev and the release profile, it builds every dependency, and for each of the
-//! three crates removes only that crate's artifacts (`cargo clean -p`) and times
-//! `cargo build -p <crate>`. It prints a table in seconds with the ratios `events / baseline`
-//! and `(events + handlers) / baseline`.
+//! Then, for the dev and the release profile, it builds every dependency, and for each crate
+//! removes only that crate's artifacts (`cargo clean -p`) and times `cargo build -p <crate>`,
+//! both in wall-clock seconds and in CPU seconds (user + system of cargo and the compilers it
+//! ran, which a busy machine disturbs far less than the wall clock). It prints a table with the
+//! ratios `events / baseline` and `(events + handlers) / (baseline + plain)`: the application
+//! with the macros against the same application written with serde alone.
 //!
 //! ```text
 //! CARGO_TARGET_DIR=/work/target-macrocost cargo run --release \
@@ -32,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-const CRATES: [&str; 3] = ["baseline", "events", "handlers"];
+const CRATES: [&str; 4] = ["baseline", "plain", "events", "handlers"];
 
 struct Options {
     events: usize,
@@ -66,35 +70,36 @@ fn main() {
         return;
     }
 
-    let mut table: Vec<(&str, [f64; 3])> = Vec::new();
+    // Per profile, per crate: the median wall-clock and CPU seconds.
+    let mut table: Vec<(&str, [(f64, f64); 4])> = Vec::new();
     for &profile in &options.profiles {
         let release = profile == "release";
-        // Every dependency (and the three crates) built once, so that only the crate measured
-        // is compiled below.
+        // Every dependency (and the crates) built once, so that only the crate measured is
+        // compiled below.
         cargo(
             &app,
             &target,
-            &["build", "-p", "baseline", "-p", "handlers"],
+            &["build", "-p", "plain", "-p", "handlers"],
             release,
         );
-        let mut times = [0.0; 3];
+        let mut times = [(0.0, 0.0); 4];
         for (i, krate) in CRATES.iter().enumerate() {
-            let mut samples = Vec::new();
+            let (mut wall, mut cpu) = (Vec::new(), Vec::new());
             for _ in 0..options.runs {
-                if *krate == "handlers" {
-                    // Up to date after the `events` measurement, so that it is not rebuilt here.
-                    cargo(&app, &target, &["build", "-p", "events"], release);
-                }
+                // Each crate's dependencies up to date, so that only it is rebuilt.
+                let dependency = if matches!(*krate, "handlers") { "events" } else { "baseline" };
+                cargo(&app, &target, &["build", "-p", dependency], release);
                 cargo(&app, &target, &["clean", "-p", krate], release);
+                let cpu_before = children_cpu_seconds();
                 let start = Instant::now();
                 cargo(&app, &target, &["build", "-p", krate], release);
-                samples.push(start.elapsed().as_secs_f64());
+                wall.push(start.elapsed().as_secs_f64());
+                cpu.push(children_cpu_seconds() - cpu_before);
             }
-            samples.sort_by(f64::total_cmp);
-            times[i] = samples[samples.len() / 2];
+            times[i] = (median(&mut wall), median(&mut cpu));
             eprintln!(
-                "{profile:>7} {krate:<9} {:>7.1} s  (runs: {samples:.1?})",
-                times[i]
+                "{profile:>7} {krate:<9} {:>7.1} s wall, {:>7.1} s CPU  (runs: {wall:.1?} wall, {cpu:.1?} CPU)",
+                times[i].0, times[i].1
             );
         }
         table.push((profile, times));
@@ -102,15 +107,22 @@ fn main() {
 
     println!();
     println!(
-        "| profile | baseline | events | handlers | events / baseline | (events + handlers) / baseline |"
+        "| profile | baseline | plain | events | handlers | events / baseline | (events + handlers) / (baseline + plain) |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
-    for (profile, [baseline, events, handlers]) in &table {
-        println!(
-            "| {profile} | {baseline:.1} s | {events:.1} s | {handlers:.1} s | {:.2} | {:.2} |",
-            events / baseline,
-            (events + handlers) / baseline
-        );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (profile, [baseline, plain, events, handlers]) in &table {
+        for (what, pick) in [("wall", 0), ("CPU", 1)] {
+            let t = |x: &(f64, f64)| if pick == 0 { x.0 } else { x.1 };
+            println!(
+                "| {profile} ({what}) | {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:.2} | {:.2} |",
+                t(baseline),
+                t(plain),
+                t(events),
+                t(handlers),
+                t(events) / t(baseline),
+                (t(events) + t(handlers)) / (t(baseline) + t(plain))
+            );
+        }
     }
 
     if options.ir {
@@ -119,6 +131,22 @@ fn main() {
             llvm_ir(&app, &target, krate);
         }
     }
+}
+
+fn median(samples: &mut [f64]) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// User + system CPU seconds of this process's waited-for children (and theirs): fields
+/// `cutime` and `cstime` of `/proc/self/stat`, in clock ticks of 1/100 s.
+fn children_cpu_seconds() -> f64 {
+    let stat = fs::read_to_string("/proc/self/stat").expect("/proc/self/stat is readable");
+    let after_name = stat.rsplit_once(')').expect("a stat line").1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // After the name: state is field 3 of the line, so field N is at index N - 3.
+    let ticks = |n: usize| fields[n - 3].parse::<f64>().expect("a tick count");
+    (ticks(16) + ticks(17)) / 100.0
 }
 
 fn parse_args() -> Options {
@@ -543,6 +571,28 @@ pub struct LineItem {
 }
 "#;
 
+/// What both handler crates share: the audit log and the projections' store.
+const HANDLER_SUPPORT: &str = r#"/// The audit log the first subscriber of every type writes to.
+pub async fn audit(tenant: uuid::Uuid, id: uuid::Uuid, event_type: &'static str) {
+    let _ = (tenant, id, event_type);
+}
+
+/// Shared state of the projections.
+#[derive(Debug, Default)]
+pub struct Store {
+    pub written: std::sync::atomic::AtomicU64,
+}
+
+impl Store {
+    pub async fn record(&self, tenant: uuid::Uuid, entity: uuid::Uuid) -> Result<(), std::io::Error> {
+        let _ = (tenant, entity);
+        self.written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+"#;
+
 fn generate(repo: &Path, checkout: &Path, app: &Path, n: usize) {
     let types = event_types(n);
     let core = checkout.join("event-bus-core");
@@ -550,7 +600,7 @@ fn generate(repo: &Path, checkout: &Path, app: &Path, n: usize) {
         r#"# Generated by benches/macro-cost: do not edit.
 [workspace]
 resolver = "2"
-members = ["baseline", "events", "handlers"]
+members = ["baseline", "plain", "events", "handlers"]
 
 [workspace.dependencies]
 event-bus-core = {{ path = {core:?} }}
@@ -625,6 +675,39 @@ pub mod checks {
     );
     write(app, "events/src/lib.rs", &src);
 
+    // plain: the handlers' own code, without the framework.
+    let mut src = String::from(
+        "//! Generated: the handlers' own code without the framework (two per event type).\n\
+         #![allow(dead_code)]\nuse baseline::*;\n\n",
+    );
+    src.push_str(HANDLER_SUPPORT);
+    for ty in &types {
+        let (i, ident, name) = (ty.index, &ty.ident, &ty.event_type);
+        writeln!(
+            src,
+            r#"pub async fn audit_{i}(tenant: uuid::Uuid, id: uuid::Uuid, event: &{ident}) -> Result<(), std::io::Error> {{
+    let _ = event;
+    audit(tenant, id, "{name}").await;
+    Ok(())
+}}
+
+pub async fn project_{i}(tenant: uuid::Uuid, event: &{ident}, store: &Store) -> Result<(), std::io::Error> {{
+    store.record(tenant, event.entity_id).await
+}}
+"#
+        )
+        .unwrap();
+    }
+    write(
+        app,
+        "plain/Cargo.toml",
+        &manifest(
+            "plain",
+            "baseline = { path = \"../baseline\" }\nuuid.workspace = true\n",
+        ),
+    );
+    write(app, "plain/src/lib.rs", &src);
+
     // handlers
     let mut src = String::from(
         r#"//! Generated: two subscribers per event type (an audit log, and a projection).
@@ -632,27 +715,9 @@ pub mod checks {
 use event_bus_core::{subscriber, Context, Envelope, HandlerError, State};
 use events::*;
 
-/// The audit log the first subscriber of every type writes to.
-pub async fn audit(tenant: uuid::Uuid, id: uuid::Uuid, event_type: &'static str) {
-    let _ = (tenant, id, event_type);
-}
-
-/// Shared state of the projections.
-#[derive(Debug, Default)]
-pub struct Store {
-    pub written: std::sync::atomic::AtomicU64,
-}
-
-impl Store {
-    pub async fn record(&self, tenant: uuid::Uuid, entity: uuid::Uuid) -> Result<(), std::io::Error> {
-        let _ = (tenant, entity);
-        self.written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
-    }
-}
-
 "#,
     );
+    src.push_str(HANDLER_SUPPORT);
     for ty in &types {
         let (i, ident, name) = (ty.index, &ty.ident, &ty.event_type);
         writeln!(

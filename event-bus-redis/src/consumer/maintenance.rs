@@ -29,6 +29,8 @@ pub(crate) struct Settings {
     pub(crate) consumer_idle_timeout: Duration,
     pub(crate) retention: Retention,
     pub(crate) batch: usize,
+    /// The deployment's replay-request counter, shared by the process's consumers.
+    pub(crate) replay_signal: Arc<super::replays::ReplaySignal>,
 }
 
 /// The slow checks (consumer clean-up, entries trimmed by others) run at most this often: they
@@ -70,6 +72,7 @@ pub(crate) async fn maintenance_loop(
         settings.batch,
         settings.claim_idle,
         settings.consumer_idle_timeout,
+        Arc::clone(&settings.replay_signal),
     );
     loop {
         sleep_unless_stopped(delay, &stop).await;

@@ -17,7 +17,7 @@ mod claims;
 mod leases;
 mod maintenance;
 mod reader;
-mod replays;
+pub(crate) mod replays;
 mod shard;
 
 mod trimming;
@@ -353,6 +353,7 @@ impl Consumer {
         conn: ConnectionManager,
         consumer: String,
         config: &RedisConfig,
+        replay_signal: &Arc<replays::ReplaySignal>,
         stop: &CancellationToken,
     ) -> Self {
         let subscriber = dispatcher.subscriber().clone();
@@ -404,6 +405,7 @@ impl Consumer {
                 consumer_idle_timeout: config.consumer_idle_timeout,
                 retention: config.retention,
                 batch: config.read_batch,
+                replay_signal: Arc::clone(replay_signal),
             },
             stop.clone(),
         ));

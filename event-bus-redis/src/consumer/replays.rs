@@ -11,10 +11,13 @@
 //!    acknowledged and deleted; if it is still there (the sink could not write or delete), the
 //!    letter is handed over again. Requests still running have their idle time reset
 //!    (`XCLAIM ... JUSTID`), so no other consumer claims them meanwhile;
-//! 2. reads new requests: one non-blocking `XREADGROUP COUNT n` (no key: one `NOGROUP` reply,
-//!    as cheap as an empty one, and the round ends there), and every [`CLAIM_EVERY`] rounds
-//!    claims the requests another consumer left pending for `claim_idle` (it died mid-replay)
-//!    with `XAUTOCLAIM`;
+//! 2. reads new requests, when there may be some: in its first round, after the counter
+//!    `{prefix}:replay-requests` moved (every request bumps it; the process polls it through one
+//!    [`ReplaySignal`] shared by all its consumers, at most twice per round interval), and while
+//!    its request stream still holds entries. Then one non-blocking `XREADGROUP COUNT n` (no
+//!    key: one `NOGROUP` reply, and the round ends there), every [`CLAIM_EVERY`] rounds an
+//!    `XAUTOCLAIM` of the requests another consumer left pending for `claim_idle` (it died
+//!    mid-replay), and, when that found nothing, an `XLEN` to know whether to look again;
 //! 3. hands each request's letter to the subscriber's worker pool, as
 //!    `RedisBus::replay_dead_letter` does: the dispatcher decodes, validates, retries and
 //!    dead-letters it again as for any delivery. A request whose letter is gone is settled at
@@ -23,8 +26,10 @@
 //! After a round that settled a request, the consumers of the request stream's group idle for
 //! `consumer_idle_timeout` with nothing pending (processes gone since) are removed.
 //!
-//! The idle cost: one command per subscriber per round while no replay was ever requested for
-//! it, one and a sixth once its request stream exists.
+//! The idle cost: nothing per subscriber; one `GET` of the counter per process, at most twice per
+//! `claim_interval`. After a request, every consumer of the process looks once (the counter
+//! does not say for whom), and the consumers of the subscriber asked for until its request
+//! stream is empty again.
 //!
 //! So a replay starts within one maintenance round (`claim_interval`, 5 s by default) of the
 //! request, and runs at least once.
@@ -36,7 +41,9 @@ use std::time::Duration;
 
 use event_bus_core::transport::{Message, WorkerPool};
 use redis::streams::StreamInfoConsumersReply;
+use redis::aio::ConnectionManager;
 use redis::{cmd, RedisResult, Value};
+use tokio::time::Instant;
 
 use super::{ConsumerShared, RedisSink};
 use crate::admin::REPLAY_FIELD_DEAD_LETTER;
@@ -47,6 +54,41 @@ use crate::reply::{self, Entry};
 /// Requests left pending by another consumer are claimed every this many rounds (and in the
 /// first one).
 pub(crate) const CLAIM_EVERY: u32 = 6;
+
+/// The counter of replay requests of the deployment (`{prefix}:replay-requests`), as this
+/// process last read it: shared by all its consumers, read from Redis at most once per
+/// `refresh`.
+pub(crate) struct ReplaySignal {
+    key: String,
+    refresh: Duration,
+    /// The value and when it was read.
+    last: tokio::sync::Mutex<Option<(u64, Instant)>>,
+}
+
+impl ReplaySignal {
+    pub(crate) fn new(prefix: &str, refresh: Duration) -> Self {
+        Self {
+            key: crate::keys::replay_signal(prefix),
+            refresh,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The counter: the value read less than `refresh` ago, or a fresh one. Consumers asking
+    /// meanwhile wait for that one read.
+    async fn current(&self, conn: &mut ConnectionManager) -> RedisResult<u64> {
+        let mut last = self.last.lock().await;
+        if let Some((value, at)) = *last {
+            if at.elapsed() < self.refresh {
+                return Ok(value);
+            }
+        }
+        let value: Option<u64> = cmd("GET").arg(&self.key).query_async(conn).await?;
+        let value = value.unwrap_or(0);
+        *last = Some((value, Instant::now()));
+        Ok(value)
+    }
+}
 
 /// Set when the replay's message is dropped: its outcome has been carried out (or it was not
 /// taken).
@@ -75,6 +117,11 @@ pub(crate) struct Replays {
     settled: bool,
     /// By request entry id.
     held: HashMap<String, Held>,
+    signal: Arc<ReplaySignal>,
+    /// The counter when this consumer last looked at its request stream.
+    looked_at: Option<u64>,
+    /// The request stream held entries when it last looked: look again next round.
+    busy: bool,
 }
 
 impl Replays {
@@ -83,8 +130,12 @@ impl Replays {
         batch: usize,
         claim_idle: Duration,
         consumer_idle_timeout: Duration,
+        signal: Arc<ReplaySignal>,
     ) -> Self {
         Self {
+            signal,
+            looked_at: None,
+            busy: false,
             key: replay_stream(&shared.stream, &shared.group),
             batch: batch.max(1),
             claim_idle,
@@ -109,9 +160,14 @@ impl Replays {
         pool: &WorkerPool<RedisSink>,
     ) -> RedisResult<()> {
         self.settle(shared, pool).await?;
+        let mut conn = shared.conn.clone();
+        let signal = self.signal.current(&mut conn).await?;
+        if !self.busy && self.held.is_empty() && self.looked_at == Some(signal) {
+            return Ok(()); // no request since this consumer last looked, none left
+        }
+        self.looked_at = Some(signal);
         let claim = self.rounds.is_multiple_of(CLAIM_EVERY);
         self.rounds = self.rounds.wrapping_add(1);
-        let mut conn = shared.conn.clone();
         let read: RedisResult<Value> = cmd("XREADGROUP")
             .arg("GROUP")
             .arg(&shared.group)
@@ -126,7 +182,10 @@ impl Replays {
         let mut requests = match read {
             Ok(v) => reply::read_reply(v),
             // No request was ever written (or the group is gone): nothing to claim either.
-            Err(e) if is_nogroup(&e) => return Ok(()),
+            Err(e) if is_nogroup(&e) => {
+                self.busy = false;
+                return Ok(());
+            }
             Err(e) => return Err(e),
         };
         if claim {
@@ -142,6 +201,12 @@ impl Replays {
                 .await?;
             requests.extend(reply::autoclaim_reply(claimed).1);
         }
+        // With nothing read, look again next round only while the stream holds requests
+        // (pending with a consumer that may have died, to be claimed in a later round).
+        self.busy = !requests.is_empty() || {
+            let len: u64 = cmd("XLEN").arg(&self.key).query_async(&mut conn).await?;
+            len > 0
+        };
         for request in requests {
             self.start(shared, pool, request).await?;
         }

@@ -32,6 +32,7 @@ mod keys;
 mod reply;
 mod retention;
 mod runs;
+mod security;
 mod workflow;
 
 pub use bus::{RedisBus, RunningRedisBus};

@@ -17,7 +17,11 @@
 //! - blocking reads run on their own connections with a client-side timeout, and survive
 //!   Redis restarts and lost streams (`NOGROUP`);
 //! - every command touches a single key, so streams can later live on different cluster
-//!   shards.
+//!   shards;
+//! - every connection (publishes, readers, reconnects) is opened from one client: the same ACL
+//!   credentials (in the URL or [`RedisBusBuilder::credentials`]) and, with the `tls` feature,
+//!   the same TLS settings (`rediss://`, a private CA, a client certificate). Passwords and
+//!   keys never appear in `Debug` output, errors or logs.
 //!
 //! See [`RedisBus`] for an example.
 #![warn(missing_docs)]

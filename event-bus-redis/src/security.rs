@@ -427,6 +427,39 @@ mod tests {
         assert!(debug.contains("redis://u:***@host"), "{debug}");
     }
 
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn a_tls_url_without_the_feature_says_which_feature() {
+        let url = RedisUrl::new("rediss://u:s3cret@host:6380".to_owned());
+        match client(&url, &Security::default()) {
+            Err(StartError::Config(message)) => {
+                assert!(message.contains("`tls` feature"), "{message}");
+                assert!(!message.contains("s3cret"), "{message}");
+            }
+            other => panic!("expected a configuration error: {other:?}"),
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn certificates_need_a_tls_url() {
+        let security = Security {
+            credentials: None,
+            tls: TlsSettings {
+                roots: Some(b"-----BEGIN CERTIFICATE-----".to_vec()),
+                client: None,
+            },
+        };
+        let url = RedisUrl::new("redis://u:s3cret@host:6379".to_owned());
+        match client(&url, &security) {
+            Err(StartError::Config(message)) => {
+                assert!(message.contains("rediss://"), "{message}");
+                assert!(!message.contains("s3cret"), "{message}");
+            }
+            other => panic!("expected a configuration error: {other:?}"),
+        }
+    }
+
     #[test]
     fn errors_naming_a_secret_are_scrubbed() {
         let e = redis::RedisError::from((

@@ -206,8 +206,9 @@ async fn mutual_tls_needs_the_client_certificate_and_works_with_it() {
         .expect_err("no client certificate: refused");
     let text = refused.to_string();
     assert!(
-        text.contains("could not set up a connection to rediss://127.0.0.1"),
-        "{text}"
+        text.contains("could not set up a connection to rediss://127.0.0.1")
+            && text.contains("tls_client_certificate"),
+        "the error says a client certificate is needed: {text}"
     );
 
     // Two subscribers with their own readers, and shared readers: every connection presents

@@ -42,4 +42,5 @@ mod workflow;
 pub use bus::{RedisBus, RunningRedisBus};
 pub use config::{RedisBusBuilder, Retention, SeedGeneration, SEED_PREFIX};
 pub use groups::ForeignGroup;
+pub use security::redact_url;
 pub use workflow::WORKFLOW_STREAM;

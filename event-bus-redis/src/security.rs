@@ -54,9 +54,19 @@ impl std::fmt::Debug for RedisUrl {
     }
 }
 
-/// `url` with the password of its user info (`user:password@`) and any `pass=` query value
-/// (the `redis+unix://` form) replaced by `***`.
-pub(crate) fn redact_url(url: &str) -> String {
+/// `url` as a log line or a message may show it: the password of its user info
+/// (`user:password@`) and any `pass=` query value (the `redis+unix://` form) replaced by `***`.
+/// The bus shows URLs this way; use it for your own logs of a Redis URL.
+///
+/// ```
+/// use event_bus_redis::redact_url;
+///
+/// assert_eq!(
+///     redact_url("redis://orders:s3cret@redis.internal:6379/0"),
+///     "redis://orders:***@redis.internal:6379/0"
+/// );
+/// ```
+pub fn redact_url(url: &str) -> String {
     let (scheme, rest) = match url.split_once("://") {
         Some((scheme, rest)) => (Some(scheme), rest),
         None => (None, url),

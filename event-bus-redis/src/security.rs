@@ -18,16 +18,16 @@ use redis::{Client, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
 use crate::config::RedisBusBuilder;
 
 /// A secret (a password, a private key): its `Debug` never shows it.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub(crate) struct Secret(String);
+#[derive(Clone)]
+pub(crate) struct Secret<T = String>(T);
 
-impl Secret {
-    fn expose(&self) -> &str {
+impl<T> Secret<T> {
+    fn expose(&self) -> &T {
         &self.0
     }
 }
 
-impl std::fmt::Debug for Secret {
+impl<T> std::fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("\"<redacted>\"")
     }
@@ -134,7 +134,7 @@ struct TlsSettings {
     /// PEM; replaces the system's root certificates when set.
     roots: Option<Vec<u8>>,
     /// The client certificate chain (PEM) and its private key (PEM), for mutual TLS.
-    client: Option<(Vec<u8>, Secret)>,
+    client: Option<(Vec<u8>, Secret<Vec<u8>>)>,
 }
 
 /// Certificates are public, but long: their sizes only. The key is a [`Secret`].
@@ -184,7 +184,7 @@ impl Security {
         }
         #[cfg(feature = "tls")]
         if let Some((_, key)) = &self.tls.client {
-            out.push(key.expose());
+            out.extend(std::str::from_utf8(key.expose()).ok());
         }
         if let Some(password) = info.and_then(|i| i.redis_settings().password()) {
             out.push(password);
@@ -252,7 +252,8 @@ pub(crate) fn client(url: &RedisUrl, security: &Security) -> Result<Client, Star
     #[cfg(feature = "tls")]
     {
         if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
-            // rustls needs a crypto provider; keep the application's if it installed one.
+            // rustls needs a crypto provider. `Err` means the application installed one
+            // first: it is kept, nothing failed.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
         if security.tls.is_set() {
@@ -303,7 +304,7 @@ fn tls_client(
             .as_ref()
             .map(|(chain, key)| redis::ClientTlsConfig {
                 client_cert: chain.clone(),
-                client_key: key.expose().as_bytes().to_vec(),
+                client_key: key.expose().clone(),
             }),
         root_cert: tls.roots.clone(),
     };
@@ -386,7 +387,7 @@ impl RedisBusBuilder {
     ///     .tls_root_certificates(std::fs::read("/etc/redis-tls/ca.pem")?)
     ///     .tls_client_certificate(
     ///         std::fs::read("/etc/redis-tls/client.pem")?,
-    ///         std::fs::read_to_string("/etc/redis-tls/client.key")?,
+    ///         std::fs::read("/etc/redis-tls/client.key")?,
     ///     )
     ///     .build()
     ///     .await?;
@@ -396,7 +397,7 @@ impl RedisBusBuilder {
     pub fn tls_client_certificate(
         mut self,
         certificate_chain: impl Into<Vec<u8>>,
-        private_key: impl Into<String>,
+        private_key: impl Into<Vec<u8>>,
     ) -> Self {
         self.config.security.tls.client =
             Some((certificate_chain.into(), Secret(private_key.into())));

@@ -29,6 +29,7 @@ use crate::dead_letter;
 use crate::groups::{self, ensure_group, ForeignGroup};
 use crate::keys::dead_letter_stream;
 use crate::reply;
+use crate::security;
 use crate::workflow;
 
 /// The event bus on Redis Streams.
@@ -312,14 +313,6 @@ fn start_id(start: StartFrom) -> &'static str {
     }
 }
 
-fn transport(what: impl Into<String>) -> impl FnOnce(redis::RedisError) -> StartError {
-    let what = what.into();
-    move |e| StartError::Transport {
-        what,
-        source: Box::new(e),
-    }
-}
-
 fn default_consumer_name() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
@@ -342,16 +335,29 @@ impl RedisBus {
     }
 
     pub(crate) async fn connect(config: RedisConfig) -> Result<Self, StartError> {
-        let url = config.url.clone().ok_or_else(|| {
+        let url = config.url.as_ref().ok_or_else(|| {
             StartError::Config(
                 "no Redis URL: call `.url(\"redis://...\")` on the builder".to_owned(),
             )
         })?;
-        let client =
-            Client::open(url.as_str()).map_err(transport(format!("a client for {url}")))?;
+        // The one client every connection (this one, the readers', every reconnect) is opened
+        // from: the same credentials and TLS settings everywhere.
+        let client = security::client(url, &config.security)?;
         let conn = connection::manager(&client, config.response_timeout)
             .await
-            .map_err(transport(format!("a connection to {url}")))?;
+            .map_err(|e| {
+                let secrets = config
+                    .security
+                    .secrets(Some(url), Some(client.get_connection_info()));
+                StartError::Transport {
+                    what: format!(
+                        "a connection to {}: {}",
+                        url.redacted(),
+                        connection::describe(&e)
+                    ),
+                    source: security::scrub(e, &secrets),
+                }
+            })?;
         let consumer = config
             .consumer_name
             .clone()

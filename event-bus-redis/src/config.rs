@@ -7,6 +7,7 @@ use event_bus_core::transport::{bus_builder_options, BusOptions};
 use event_bus_core::StartError;
 
 use crate::bus::RedisBus;
+use crate::security::{RedisUrl, Security};
 
 /// How long entries stay in a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -29,7 +30,8 @@ pub enum Retention {
 /// The settings of a [`RedisBus`].
 #[derive(Debug, Clone)]
 pub(crate) struct RedisConfig {
-    pub(crate) url: Option<String>,
+    pub(crate) url: Option<RedisUrl>,
+    pub(crate) security: Security,
     pub(crate) common: BusOptions,
     pub(crate) consumer_name: Option<String>,
     pub(crate) block: Duration,
@@ -63,6 +65,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: None,
+            security: Security::default(),
             common: BusOptions::default(),
             consumer_name: None,
             block: Duration::from_secs(1),
@@ -97,13 +100,16 @@ impl Default for RedisConfig {
 #[derive(Debug, Default)]
 #[must_use]
 pub struct RedisBusBuilder {
-    config: RedisConfig,
+    pub(crate) config: RedisConfig,
 }
 
 impl RedisBusBuilder {
-    /// The Redis URL (`redis://host:port/db`); required.
+    /// The Redis URL (`redis://host:port/db`, `redis://user:password@host:port/db`, or
+    /// `rediss://...` for TLS with the `tls` feature); required. Its password never appears in
+    /// `Debug` output, errors or logs; to keep it out of the URL altogether, see
+    /// [`credentials`](Self::credentials).
     pub fn url(mut self, url: impl Into<String>) -> Self {
-        self.config.url = Some(url.into());
+        self.config.url = Some(RedisUrl::new(url.into()));
         self
     }
 

@@ -221,14 +221,48 @@ pub(crate) fn is_max_clients(e: &redis::RedisError) -> bool {
     e.to_string().contains("max number of clients reached")
 }
 
-/// An error as a log line or a start error names it: a refused connection is said to be one.
+/// An error as a log line, a health report or a start error names it: a refused connection is
+/// said to be one, and errors of access (authentication, ACL permissions, TLS trust) say what
+/// to check.
 pub(crate) fn describe(e: &redis::RedisError) -> String {
     if is_max_clients(e) {
-        format!(
+        return format!(
             "Redis refused the connection: max number of clients reached (its `maxclients`): \
              raise `maxclients`, or run fewer connections per process ({e})"
+        );
+    }
+    match access_hint(e) {
+        Some(hint) => format!("{e} ({hint})"),
+        None => e.to_string(),
+    }
+}
+
+/// What to check after an error of access.
+fn access_hint(e: &redis::RedisError) -> Option<&'static str> {
+    let text = e.to_string();
+    if e.code() == Some("NOPERM") || text.contains("NOPERM") {
+        Some(
+            "NOPERM: the Redis ACL user lacks a permission the bus needs: \
+             see the ACL rules in the README's \"TLS, credentials and ACLs\"",
+        )
+    } else if e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
+    {
+        Some(
+            "Redis refused the credentials: check the user name and password \
+             (the URL's `user:password@`, or the builder's `credentials`/`password`)",
+        )
+    } else if text.contains("invalid peer certificate") || text.contains("UnknownIssuer") {
+        Some(
+            "the server's TLS certificate is not trusted: give its CA with the builder's \
+             `tls_root_certificates`, and check that it names the host of the URL",
+        )
+    } else if text.contains("CertificateRequired") || text.contains("certificate required") {
+        Some(
+            "the server requires a client certificate (`tls-auth-clients`): give one with \
+             the builder's `tls_client_certificate`",
         )
     } else {
-        e.to_string()
+        None
     }
 }

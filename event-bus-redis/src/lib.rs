@@ -17,7 +17,11 @@
 //! - blocking reads run on their own connections with a client-side timeout, and survive
 //!   Redis restarts and lost streams (`NOGROUP`);
 //! - every command touches a single key, so streams can later live on different cluster
-//!   shards.
+//!   shards;
+//! - every connection (publishes, readers, reconnects) is opened from one client: the same ACL
+//!   credentials (in the URL or [`RedisBusBuilder::credentials`]) and, with the `tls` feature,
+//!   the same TLS settings (`rediss://`, a private CA, a client certificate). Passwords and
+//!   keys never appear in `Debug` output, errors or logs.
 //!
 //! - a dead letter can be replayed from another process (the `event-bus` ops CLI): a request
 //!   in `{stream}:replay:{group}` that the group's running consumers carry out (see [`admin`],
@@ -37,9 +41,11 @@ mod keys;
 mod reply;
 mod retention;
 mod runs;
+mod security;
 mod workflow;
 
 pub use bus::{RedisBus, RunningRedisBus};
 pub use config::{RedisBusBuilder, Retention, SeedGeneration, SEED_PREFIX};
 pub use groups::ForeignGroup;
+pub use security::redact_url;
 pub use workflow::WORKFLOW_STREAM;

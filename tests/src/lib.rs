@@ -1,7 +1,8 @@
 //! Test support for the workspace-level tests: test buses of either kind ([`TestBus`],
 //! [`TestTransport`], for scenarios written once against the `Bus` trait), a probe
 //! event with subscribers whose behaviour each event controls, a recorder of every delivery,
-//! a private `redis-server` for tests that kill, restart or freeze Redis, a TCP proxy that can
+//! a private `redis-server` for tests that kill, restart or freeze Redis or run it with TLS
+//! and ACLs (certificates from [`tls`]), a TCP proxy that can
 //! black-hole a connection, and the helpers the Redis fault tests share ([`redis_helpers`]).
 
 pub mod bus;
@@ -10,6 +11,7 @@ pub mod proxy;
 pub mod redis_helpers;
 pub mod seed;
 pub mod server;
+pub mod tls;
 
 pub use bus::{wait_dead_letters, BusKind, SharedRecorder, TestBus, TestTransport};
 pub use probe::{Probe, Recorder};

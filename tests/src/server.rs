@@ -1,5 +1,6 @@
 //! A private `redis-server` on a free port in a temporary directory, for tests that kill,
-//! restart, freeze (SIGSTOP) or configure Redis. Stopped (by pid) when dropped.
+//! restart, freeze (SIGSTOP) or configure Redis (including TLS only and a password, see
+//! [`ServerOptions`]). Stopped (by pid) when dropped.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -11,8 +12,36 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
-    args: Vec<String>,
+    options: ServerOptions,
     child: Option<Child>,
+}
+
+/// How a [`RedisServer`] runs, beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Extra `redis-server` arguments.
+    pub args: Vec<String>,
+    /// Serve TLS only (`--port 0 --tls-port`), with these certificates.
+    pub tls: Option<ServerTls>,
+    /// The `default` user's password (`--requirepass`).
+    pub password: Option<String>,
+}
+
+/// The TLS side of a [`RedisServer`] (see [`crate::tls::Pki::server_tls`]).
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// The server's certificate (PEM file).
+    pub cert_file: PathBuf,
+    /// The server's private key (PEM file).
+    pub key_file: PathBuf,
+    /// The CA that signs client certificates (PEM file).
+    pub ca_file: PathBuf,
+    /// The CA certificate (PEM), for clients to trust.
+    pub ca_pem: String,
+    /// A client certificate and key (PEM) signed by the CA, for mutual TLS.
+    pub client: (String, String),
+    /// Whether clients must present a certificate (`tls-auth-clients`).
+    pub auth_clients: bool,
 }
 
 fn free_port() -> u16 {
@@ -25,6 +54,14 @@ fn free_port() -> u16 {
 impl RedisServer {
     /// Starts one with persistence as the arguments say (e.g. `["--appendonly", "yes"]`).
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_with(ServerOptions {
+            args: extra.iter().map(|s| (*s).to_owned()).collect(),
+            ..ServerOptions::default()
+        })
+    }
+
+    /// Starts one as `options` say.
+    pub fn start_with(options: ServerOptions) -> Self {
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("event-bus-redis-{}", uuid::Uuid::new_v4().simple()));
@@ -34,7 +71,7 @@ impl RedisServer {
         let mut server = Self {
             port,
             dir,
-            args: extra.iter().map(|s| (*s).to_owned()).collect(),
+            options,
             child: None,
         };
         server.spawn();
@@ -42,16 +79,32 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .arg("--port")
-            .arg(self.port.to_string())
+        let mut command = Command::new("redis-server");
+        match &self.options.tls {
+            None => command.arg("--port").arg(self.port.to_string()),
+            Some(tls) => command
+                .args(["--port", "0", "--tls-port"])
+                .arg(self.port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&tls.cert_file)
+                .arg("--tls-key-file")
+                .arg(&tls.key_file)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca_file)
+                .arg("--tls-auth-clients")
+                .arg(if tls.auth_clients { "yes" } else { "no" }),
+        };
+        if let Some(password) = &self.options.password {
+            command.arg("--requirepass").arg(password);
+        }
+        let child = command
             .arg("--bind")
             .arg("127.0.0.1")
             .arg("--dir")
             .arg(&self.dir)
             .arg("--save")
             .arg("")
-            .args(&self.args)
+            .args(&self.options.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
@@ -65,7 +118,7 @@ impl RedisServer {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(client) = redis::Client::open(self.url()) {
+            if let Ok(client) = self.admin_client() {
                 if let Ok(mut conn) = client.get_connection() {
                     if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
                         return;
@@ -77,9 +130,37 @@ impl RedisServer {
         panic!("redis-server on port {} did not come up", self.port);
     }
 
-    /// Its URL.
+    /// Its URL (`rediss://` when it serves TLS; no credentials).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.options.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// A client with every right: the `default` user's password, and over TLS trusting its CA
+    /// with the client certificate.
+    pub fn admin_client(&self) -> redis::RedisResult<redis::Client> {
+        let mut info: redis::ConnectionInfo = self.url().parse()?;
+        if let Some(password) = &self.options.password {
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        match &self.options.tls {
+            None => redis::Client::open(info),
+            Some(tls) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: Some(redis::ClientTlsConfig {
+                        client_cert: tls.client.0.clone().into_bytes(),
+                        client_key: tls.client.1.clone().into_bytes(),
+                    }),
+                    root_cert: Some(tls.ca_pem.clone().into_bytes()),
+                },
+            ),
+        }
     }
 
     /// Its port.

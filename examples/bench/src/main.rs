@@ -172,7 +172,10 @@ async fn main() -> ExitCode {
     let mut admin = match floor::connect(&settings.url).await {
         Ok(conn) => conn,
         Err(e) => {
-            eprintln!("bench: cannot connect to {}: {e}", settings.url);
+            eprintln!(
+                "bench: cannot connect to {}: {e}",
+                event_bus_redis::redact_url(&settings.url)
+            );
             return ExitCode::from(2);
         }
     };
@@ -184,7 +187,7 @@ async fn main() -> ExitCode {
     let load_before = load_average();
     eprintln!(
         "bench: Redis {version} at {}, stream {}, envelope {event_bytes} bytes, {cores} cores, {} run(s) each, load average {load_before}",
-        settings.url,
+        event_bus_redis::redact_url(&settings.url),
         event::stream_key(&settings.prefix),
         settings.runs
     );

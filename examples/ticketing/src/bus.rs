@@ -89,7 +89,11 @@ impl RedisRun {
 
     /// In words, for the banner.
     pub fn describe(&self) -> String {
-        format!("Redis at {}, streams {}:*", self.url, self.prefix)
+        format!(
+            "Redis at {}, streams {}:*",
+            event_bus_redis::redact_url(&self.url),
+            self.prefix
+        )
     }
 
     /// Deletes every key of this run; returns how many. The bus must be shut down.

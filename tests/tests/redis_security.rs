@@ -289,7 +289,7 @@ fn subscriber_acl(user: &str, password: &str, prefix: &str) -> Vec<String> {
          +xadd +xreadgroup +xread +xack +xautoclaim +xclaim +xpending \
          +xinfo|stream +xinfo|groups +xinfo|consumers +xgroup|create +xgroup|delconsumer \
          +xrange +xrevrange +xlen +xdel +xtrim \
-         +hset +hmget +hdel +pexpire +exists"
+         +hset +hmget +hdel +pexpire +exists +get"
     );
     std::iter::once(user.to_owned())
         .chain(rules.split_whitespace().map(str::to_owned))

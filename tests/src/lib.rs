@@ -5,6 +5,7 @@
 //! black-hole a connection, and the helpers the Redis fault tests share ([`redis_helpers`]).
 
 pub mod bus;
+pub mod otel;
 pub mod probe;
 pub mod proxy;
 pub mod redis_helpers;

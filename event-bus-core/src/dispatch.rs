@@ -645,7 +645,8 @@ impl Dispatcher {
             attempt,
             Arc::clone(message_id),
             Arc::clone(&self.scope),
-        );
+        )
+        .traced(trace);
         let outcome = AssertUnwindSafe(async move { call(ctx).await })
             .catch_unwind()
             .instrument(span.clone())

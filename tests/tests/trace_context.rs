@@ -74,6 +74,114 @@ async fn trace_seen(
     seen.record(event.id, event.trace)
 }
 
+/// A follow-up event, published by the `trace-relay` handler for the probe `of`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Event)]
+#[serde(rename_all = "camelCase")]
+#[event(name = "TRACE_RELAYED")]
+struct Relayed {
+    tenant_id: Uuid,
+    of: Uuid,
+}
+
+/// What the `trace-relayed` handler saw, by the probe each follow-up was published for.
+#[derive(Debug, Default)]
+struct Relays(Seen);
+
+#[subscriber("PROBE", name = "trace-relay")]
+async fn trace_relay(event: Envelope<Probe>, ctx: Context) -> Result<(), HandlerError> {
+    ctx.publish(Relayed {
+        tenant_id: event.payload.tenant_id,
+        of: event.id,
+    })
+    .await?;
+    Ok(())
+}
+
+#[subscriber("TRACE_RELAYED", name = "trace-relayed")]
+async fn trace_relayed(
+    event: Envelope<Relayed>,
+    _ctx: Context,
+    relays: State<Arc<Relays>>,
+) -> Result<(), HandlerError> {
+    relays.0.record(event.payload.of, event.trace)
+}
+
+async fn relay_bus(relays: &Arc<Relays>) -> MemoryBus {
+    MemoryBus::builder()
+        .prefix(unique_prefix("trace-relay"))
+        .only(["trace-relay", "trace-relayed"])
+        .state(Arc::clone(relays))
+        .build()
+        .await
+        .expect("bus")
+}
+
+/// A handler's follow-up publish continues the trace from the handler's span: the follow-up's
+/// handler span is its child.
+#[tokio::test(flavor = "current_thread")]
+async fn a_follow_up_is_a_child_of_the_handler_that_published_it() {
+    let tracing = Tracing::new();
+    let _default = tracing::subscriber::set_default(tracing.subscriber());
+    let relays = Arc::new(Relays::default());
+    let bus = relay_bus(&relays).await;
+    let running = bus.start().await.expect("start");
+    let checkout = tracing::info_span!("checkout");
+    let published = async { bus.publish(Probe::new(Uuid::new_v4(), 1)).await }
+        .instrument(checkout.clone())
+        .await
+        .expect("publish");
+    let (trace_id, span_id) = ids_of(&checkout);
+    drop(checkout);
+    let carried = relays.0.wait(&[published.event_id]).await;
+    running.idle().await;
+    running.shutdown().await.expect("shutdown");
+
+    let spans = tracing.finished();
+    let handle = |subscriber: &str| {
+        spans
+            .iter()
+            .find(|s| {
+                s.name == "handle"
+                    && event_bus_tests::otel::attribute(s, "subscriber").as_deref()
+                        == Some(subscriber)
+            })
+            .map(SeenSpan::of)
+            .unwrap_or_else(|| panic!("no handle span of {subscriber}"))
+    };
+    let (relay, relayed) = (handle("trace-relay"), handle("trace-relayed"));
+    assert_eq!(relay.trace_id, trace_id);
+    assert_eq!(relay.parent_span_id, span_id);
+    assert_eq!(relayed.trace_id, trace_id);
+    assert_eq!(relayed.parent_span_id, relay.span_id);
+    let carried = carried[0].clone().expect("the follow-up carries a context");
+    assert_eq!(
+        carried.to_string(),
+        format!("00-{trace_id}-{}-01", relay.span_id)
+    );
+}
+
+/// Without OpenTelemetry (a plain `fmt` subscriber), a follow-up carries the context of the
+/// delivery that published it, so its logs correlate with the first publisher's.
+#[tokio::test(flavor = "current_thread")]
+async fn a_follow_up_carries_the_delivery_context_without_opentelemetry() {
+    let captured = Captured::default();
+    let _default = capture_logs(&captured);
+    let relays = Arc::new(Relays::default());
+    let bus = relay_bus(&relays).await;
+    let running = bus.start().await.expect("start");
+    let given = TraceContext::parse(GIVEN).expect("valid");
+    let traced = Envelope::new(Probe::new(Uuid::new_v4(), 1)).with_trace(Some(given.clone()));
+    bus.publish_envelope(&traced).await.expect("publish");
+    let plain = bus
+        .publish(Probe::new(Uuid::new_v4(), 2))
+        .await
+        .expect("publish");
+    let carried = relays.0.wait(&[traced.id, plain.event_id]).await;
+    assert_eq!(carried, vec![Some(given), None]);
+    running.idle().await;
+    running.shutdown().await.expect("shutdown");
+}
+
 /// A seed ticket event, on the seed's default channel.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Event)]
 #[serde(rename_all = "camelCase")]

@@ -79,8 +79,9 @@ impl<E> From<EnvelopeRepr<E>> for Envelope<E> {
     }
 }
 
-/// The wire's keys in order, the trace keys only when there is a context (see
-/// [`WireEnvelope`] for what a publish writes).
+/// The wire's keys in order, `traceparent` and `tracestate` only when there is a context. A
+/// publish also leaves out the payload's `None` fields (unless the type says
+/// `#[event(none_as_null)]`).
 impl<E: Serialize> Serialize for Envelope<E> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serialize_envelope(self, &self.payload, self.trace.as_ref(), serializer)

@@ -26,7 +26,7 @@ const TRACEPARENT_LEN: usize = 55;
 ///
 /// A publish writes the envelope's own context if it has one ([`Envelope::with_trace`]), else,
 /// with the `opentelemetry` feature, the context of the current span
-/// ([`TraceContext::current`]). On delivery the handler's `handle` span records `trace_id` and
+/// (`TraceContext::current()`). On delivery the handler's `handle` span records `trace_id` and
 /// `parent_id` (so logs correlate without OpenTelemetry), and with the feature it becomes a
 /// child of that span, in whatever process published it.
 ///

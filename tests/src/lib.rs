@@ -2,7 +2,8 @@
 //! [`TestTransport`], for scenarios written once against the `Bus` trait), a probe
 //! event with subscribers whose behaviour each event controls, a recorder of every delivery,
 //! a private `redis-server` for tests that kill, restart or freeze Redis, a TCP proxy that can
-//! black-hole a connection, and the helpers the Redis fault tests share ([`redis_helpers`]).
+//! black-hole a connection, the helpers the Redis fault tests share ([`redis_helpers`]), and
+//! OpenTelemetry tracing into an in-memory exporter ([`otel`]).
 
 pub mod bus;
 pub mod otel;

@@ -9,9 +9,11 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::envelope::Envelope;
 use crate::error::{HandlerError, MissingState, PublishError};
 use crate::event::Event;
-use crate::publish::{encode, Published, Publisher};
+use crate::publish::{encode_envelope, Published, Publisher};
+use crate::trace::TraceContext;
 
 /// Typed values shared by every handler, one per type: what a bus builder's `.state(value)`
 /// fills, and what [`State<T>`] parameters and `ctx.state::<T>()` read.
@@ -343,6 +345,7 @@ pub struct Context {
     event_id: Uuid,
     attempt: u32,
     message_id: Arc<str>,
+    trace: Option<TraceContext>,
     scope: Arc<Scope>,
 }
 
@@ -359,8 +362,15 @@ impl Context {
             event_id,
             attempt,
             message_id,
+            trace: None,
             scope,
         }
+    }
+
+    /// The same context with the delivery's trace context.
+    pub(crate) fn traced(mut self, trace: Option<TraceContext>) -> Self {
+        self.trace = trace;
+        self
     }
 
     /// A context for calling a handler directly in a unit test: attempt 1, subscriber `"test"`,
@@ -426,9 +436,22 @@ impl Context {
             .ok_or_else(missing::<T>)
     }
 
+    /// The trace context the event carried (its envelope's [`trace`](Envelope::trace)).
+    pub fn trace(&self) -> Option<&TraceContext> {
+        self.trace.as_ref()
+    }
+
     /// Publishes a follow-up event on the same bus.
+    ///
+    /// It continues the trace: with the `opentelemetry` feature, from the current span (the
+    /// handler's, unless the handler entered one of its own); else, or without an
+    /// OpenTelemetry layer, it carries the delivery's own context ([`Context::trace`]).
     pub async fn publish<E: Event>(&self, event: E) -> Result<Published, PublishError> {
-        let encoded = encode(event)?;
+        #[cfg(feature = "opentelemetry")]
+        let trace = TraceContext::current().or_else(|| self.trace.clone());
+        #[cfg(not(feature = "opentelemetry"))]
+        let trace = self.trace.clone();
+        let encoded = encode_envelope(&Envelope::new(event).with_trace(trace))?;
         self.scope.shared.publisher.publish_encoded(encoded).await
     }
 }

@@ -18,6 +18,7 @@ use crate::envelope::{Envelope, EventMeta};
 use crate::error::HandlerError;
 use crate::event::Event;
 use crate::subscriber::Subscriber;
+use crate::trace::{Lenient, TraceContext, TraceKeys};
 
 /// What went wrong with a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -191,6 +192,7 @@ where
 /// A decoded, validated delivery bound to its handler, ready to run.
 pub struct Prepared {
     meta: EventMeta,
+    trace: Option<TraceContext>,
     call: Call,
 }
 
@@ -198,6 +200,11 @@ impl Prepared {
     /// The envelope's id, tenant and timestamp.
     pub fn meta(&self) -> &EventMeta {
         &self.meta
+    }
+
+    /// The envelope's trace context, if it carries a valid one.
+    pub fn trace(&self) -> Option<&TraceContext> {
+        self.trace.as_ref()
     }
 }
 
@@ -220,11 +227,17 @@ pub fn decode<E: Event>(bytes: &[u8]) -> Result<Envelope<E>, Failure> {
         .map_err(|e| raw.payload_error(bytes, E::EVENT_TYPE, &e))?;
     raw.check_type(E::EVENT_TYPE)?;
     payload.validate().map_err(|errors| raw.invalid(errors))?;
+    let trace = TraceKeys {
+        traceparent: raw.traceparent,
+        tracestate: raw.tracestate,
+    }
+    .resolve(&raw.id);
     Ok(Envelope {
         id: raw.id,
         event_type: raw.event_type,
         timestamp: raw.timestamp,
         payload,
+        trace,
     })
 }
 
@@ -238,6 +251,11 @@ struct RawEnvelope<'a> {
     timestamp: chrono::DateTime<chrono::Utc>,
     #[serde(borrow)]
     payload: &'a serde_json::value::RawValue,
+    /// The trace keys, read leniently: never a decode failure.
+    #[serde(default)]
+    traceparent: Lenient<TraceContext>,
+    #[serde(default)]
+    tracestate: Lenient<Arc<str>>,
 }
 
 impl<'a> RawEnvelope<'a> {
@@ -323,6 +341,7 @@ where
     let meta = meta_of(&envelope);
     Ok(Prepared {
         meta,
+        trace: envelope.trace.clone(),
         call: Box::new(move |ctx| handler_future(handler(envelope, ctx))),
     })
 }
@@ -344,6 +363,7 @@ pub fn prepare_fn<E: Event>(
     let meta = meta_of(&envelope);
     Ok(Prepared {
         meta,
+        trace: envelope.trace.clone(),
         call: Box::new(move |ctx| run(envelope, ctx)),
     })
 }
@@ -600,7 +620,7 @@ impl Dispatcher {
         message_id: &Arc<str>,
         attempt: u32,
     ) -> Result<(), Failure> {
-        let Prepared { meta, call } = prepared;
+        let Prepared { meta, trace, call } = prepared;
         let span = tracing::info_span!(
             "handle",
             subscriber = %self.scope.subscriber,
@@ -609,14 +629,24 @@ impl Dispatcher {
             tenant_id = %meta.tenant_id,
             message_id = %message_id,
             attempt,
+            trace_id = tracing::field::Empty,
+            parent_id = tracing::field::Empty,
         );
+        if let Some(trace) = &trace {
+            // The publisher's trace: recorded for logs, and the span's parent with OpenTelemetry.
+            span.record("trace_id", tracing::field::display(trace.trace_id_hex()));
+            span.record("parent_id", tracing::field::display(trace.parent_id_hex()));
+            #[cfg(feature = "opentelemetry")]
+            crate::trace::set_parent(&span, trace);
+        }
         let ctx = Context::new(
             meta.tenant_id,
             meta.id,
             attempt,
             Arc::clone(message_id),
             Arc::clone(&self.scope),
-        );
+        )
+        .traced(trace);
         let outcome = AssertUnwindSafe(async move { call(ctx).await })
             .catch_unwind()
             .instrument(span.clone())

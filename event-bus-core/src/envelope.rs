@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::event::Event;
 use crate::omit_none::OmitNone;
+use crate::trace::{serialize_keys, Lenient, TraceContext, TraceKeys};
 
 /// An event with its identity: what handlers receive and what goes on a stream.
 ///
@@ -28,8 +29,8 @@ use crate::omit_none::OmitNone;
 /// let written = serde_json::to_string(&envelope).unwrap();
 /// assert!(written.contains(r#""timestamp":"2026-11-26T17:00:00.123Z""#));
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "EnvelopeRepr<E>", bound(deserialize = "E: Deserialize<'de>"))]
 #[non_exhaustive]
 pub struct Envelope<E> {
     /// The event's id (UUID v4), stable across retries and replays.
@@ -41,6 +42,50 @@ pub struct Envelope<E> {
     pub timestamp: DateTime<Utc>,
     /// The event itself.
     pub payload: E,
+    /// The W3C trace context of the code that published it, if it had one: the envelope's
+    /// `traceparent` and `tracestate` keys (see [`TraceContext`]). An invalid one reads as
+    /// `None`.
+    pub trace: Option<TraceContext>,
+}
+
+/// What `Envelope`'s `Deserialize` reads: its fields and the trace keys, read leniently.
+#[derive(Deserialize)]
+#[serde(rename = "Envelope", rename_all = "camelCase")]
+struct EnvelopeRepr<E> {
+    id: Uuid,
+    event_type: String,
+    #[serde(with = "js_timestamp")]
+    timestamp: DateTime<Utc>,
+    payload: E,
+    #[serde(default)]
+    traceparent: Lenient<TraceContext>,
+    #[serde(default)]
+    tracestate: Lenient<std::sync::Arc<str>>,
+}
+
+impl<E> From<EnvelopeRepr<E>> for Envelope<E> {
+    fn from(repr: EnvelopeRepr<E>) -> Self {
+        let keys = TraceKeys {
+            traceparent: repr.traceparent,
+            tracestate: repr.tracestate,
+        };
+        Self {
+            trace: keys.resolve(&repr.id),
+            id: repr.id,
+            event_type: repr.event_type,
+            timestamp: repr.timestamp,
+            payload: repr.payload,
+        }
+    }
+}
+
+/// The wire's keys in order, `traceparent` and `tracestate` only when there is a context. A
+/// publish also leaves out the payload's `None` fields (unless the type says
+/// `#[event(none_as_null)]`).
+impl<E: Serialize> Serialize for Envelope<E> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_envelope(self, &self.payload, self.trace.as_ref(), serializer)
+    }
 }
 
 impl<E: Event> Envelope<E> {
@@ -51,6 +96,7 @@ impl<E: Event> Envelope<E> {
             event_type: E::EVENT_TYPE.to_owned(),
             timestamp: Utc::now(),
             payload,
+            trace: None,
         }
     }
 
@@ -72,38 +118,82 @@ impl<E> Envelope<E> {
         self.timestamp = timestamp;
         self
     }
+
+    /// Sets (or, with `None`, removes) the trace context a publish of this envelope writes,
+    /// instead of the current span's: to continue a trace that came from elsewhere (an HTTP
+    /// request's `traceparent` header), or without the `opentelemetry` feature.
+    ///
+    /// ```
+    /// use event_bus_core::{Envelope, Event, TraceContext};
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize, Event)]
+    /// #[serde(rename_all = "camelCase")]
+    /// struct TicketClosed { tenant_id: uuid::Uuid }
+    ///
+    /// let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// let envelope = Envelope::new(TicketClosed { tenant_id: uuid::Uuid::new_v4() })
+    ///     .with_trace(TraceContext::parse(incoming).ok());
+    /// // `bus.publish_envelope(&envelope).await?` writes it; the handler's span records
+    /// // trace_id=4bf92f3577b34da6a3ce929d0e0e4736 parent_id=00f067aa0ba902b7.
+    /// let json = serde_json::to_string(&envelope).unwrap();
+    /// assert!(json.ends_with(r#","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}"#));
+    /// let read: Envelope<TicketClosed> = serde_json::from_str(&json).unwrap();
+    /// assert_eq!(read.trace, envelope.trace);
+    /// ```
+    pub fn with_trace(mut self, trace: Option<TraceContext>) -> Self {
+        self.trace = trace;
+        self
+    }
 }
 
 /// An envelope as the wire has it: what [`Envelope`]'s `Serialize` writes, except that the
 /// payload's own `None` fields are left out unless the event type says `#[event(none_as_null)]`
-/// ([`Event::OMIT_NONE`]). This is what a publish writes.
-pub(crate) struct WireEnvelope<'a, E>(pub(crate) &'a Envelope<E>);
+/// ([`Event::OMIT_NONE`]), and that the trace context written is the one given (the envelope's
+/// own, or the current span's). This is what a publish writes.
+pub(crate) struct WireEnvelope<'a, E>(
+    pub(crate) &'a Envelope<E>,
+    pub(crate) Option<&'a TraceContext>,
+);
 
 impl<E: Event> Serialize for WireEnvelope<'_, E> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-
-        /// The timestamp, written by `js_timestamp`.
-        struct Timestamp<'a>(&'a DateTime<Utc>);
-        impl Serialize for Timestamp<'_> {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                js_timestamp::serialize(self.0, serializer)
-            }
-        }
-
         let envelope = self.0;
-        // The fields and their order are `Envelope`'s derived ones.
-        let mut out = serializer.serialize_struct("Envelope", 4)?;
-        out.serialize_field("id", &envelope.id)?;
-        out.serialize_field("eventType", &envelope.event_type)?;
-        out.serialize_field("timestamp", &Timestamp(&envelope.timestamp))?;
         if E::OMIT_NONE {
-            out.serialize_field("payload", &OmitNone(&envelope.payload))?;
+            serialize_envelope(envelope, &OmitNone(&envelope.payload), self.1, serializer)
         } else {
-            out.serialize_field("payload", &envelope.payload)?;
+            serialize_envelope(envelope, &envelope.payload, self.1, serializer)
         }
-        out.end()
     }
+}
+
+/// `{"id","eventType","timestamp","payload"}`, then `traceparent` and `tracestate` when there
+/// is a context.
+fn serialize_envelope<E, P: Serialize + ?Sized, S: Serializer>(
+    envelope: &Envelope<E>,
+    payload: &P,
+    trace: Option<&TraceContext>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+
+    /// The timestamp, written by `js_timestamp`.
+    struct Timestamp<'a>(&'a DateTime<Utc>);
+    impl Serialize for Timestamp<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            js_timestamp::serialize(self.0, serializer)
+        }
+    }
+
+    let len = 4
+        + usize::from(trace.is_some())
+        + usize::from(trace.and_then(TraceContext::tracestate).is_some());
+    let mut out = serializer.serialize_struct("Envelope", len)?;
+    out.serialize_field("id", &envelope.id)?;
+    out.serialize_field("eventType", &envelope.event_type)?;
+    out.serialize_field("timestamp", &Timestamp(&envelope.timestamp))?;
+    out.serialize_field("payload", payload)?;
+    serialize_keys(trace, &mut out)?;
+    out.end()
 }
 
 /// The timestamp format of the wire: JavaScript's `Date.prototype.toISOString()`.

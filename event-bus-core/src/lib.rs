@@ -61,6 +61,7 @@ mod publish;
 mod registry;
 mod stats;
 mod subscriber;
+mod trace;
 pub mod transport;
 mod validation;
 
@@ -80,6 +81,7 @@ pub use registry::{
 };
 pub use stats::{BusStats, SubscriberStats};
 pub use subscriber::{Ordering, StartFrom, Subscriber, SubscriberOptions};
+pub use trace::{InvalidTraceparent, TraceContext};
 pub use validation::{ValidationErrors, ValidationIssue};
 
 /// Declares an async function as a subscriber of one event type.

@@ -116,6 +116,10 @@ pub fn encode<E: Event>(event: E) -> Result<EncodedEvent, PublishError> {
 }
 
 /// Like [`encode`], for an envelope built by the caller (its id and timestamp are kept).
+///
+/// The JSON carries the envelope's trace context ([`Envelope::trace`]) if it has one, else,
+/// with the `opentelemetry` feature, the current span's ([`TraceContext::current`](crate::TraceContext)),
+/// as the `traceparent` and `tracestate` keys; with neither, no trace key at all.
 pub fn encode_envelope<E: Event>(envelope: &Envelope<E>) -> Result<EncodedEvent, PublishError> {
     envelope
         .payload
@@ -132,8 +136,17 @@ pub fn encode_envelope<E: Event>(envelope: &Envelope<E>) -> Result<EncodedEvent,
     // (reallocating and copying twice for a 400-byte event) cost more than the rest of the
     // encoding's allocations together.
     let mut buf = Vec::with_capacity(ENCODE_CAPACITY);
+    // The envelope's own trace context, else the current span's (`opentelemetry` feature).
+    #[cfg(feature = "opentelemetry")]
+    let current = match envelope.trace {
+        Some(_) => None,
+        None => crate::trace::TraceContext::current(),
+    };
+    #[cfg(not(feature = "opentelemetry"))]
+    let current = None;
+    let trace = envelope.trace.as_ref().or(current.as_ref());
     // The payload's `None` fields are left out unless the type opts out (`Event::OMIT_NONE`).
-    serde_json::to_writer(&mut buf, &WireEnvelope(envelope)).map_err(encode_error)?;
+    serde_json::to_writer(&mut buf, &WireEnvelope(envelope, trace)).map_err(encode_error)?;
     let json = String::from_utf8(buf)
         .map_err(|e| encode_error(serde::ser::Error::custom(format!("not UTF-8: {e}"))))?;
     Ok(EncodedEvent {

@@ -2,10 +2,12 @@
 //! [`TestTransport`], for scenarios written once against the `Bus` trait), a probe
 //! event with subscribers whose behaviour each event controls, a recorder of every delivery,
 //! a private `redis-server` for tests that kill, restart or freeze Redis or run it with TLS
-//! and ACLs (certificates from [`tls`]), a TCP proxy that can
-//! black-hole a connection, and the helpers the Redis fault tests share ([`redis_helpers`]).
+//! and ACLs (certificates from [`tls`]), a TCP proxy that can black-hole a connection, the
+//! helpers the Redis fault tests share ([`redis_helpers`]), and OpenTelemetry tracing into an
+//! in-memory exporter ([`otel`]).
 
 pub mod bus;
+pub mod otel;
 pub mod probe;
 pub mod proxy;
 pub mod redis_helpers;

@@ -24,7 +24,7 @@ use crate::config::{RedisBusBuilder, RedisConfig};
 use crate::connection;
 use crate::connection::BlockingConnection;
 use crate::consumer::replays::ReplaySignal;
-use crate::consumer::{shard_loop, Consumer, Member, ReaderMode, RedisSink};
+use crate::consumer::{shard_loop, Consumer, Member, Process, ReaderMode, RedisSink};
 use crate::dead_letter;
 use crate::groups::{self, ensure_group, ForeignGroup};
 use crate::keys::dead_letter_stream;
@@ -483,6 +483,13 @@ impl Bus for RedisBus {
             &self.inner.config.common.prefix,
             self.inner.config.claim_interval / 2,
         ));
+        let process = Process {
+            conn: &self.inner.conn,
+            consumer: &self.inner.consumer,
+            config: &self.inner.config,
+            replay_signal: &replay_signal,
+            stop: &self.inner.stop,
+        };
         for subscriber in &resolved.subscribers {
             let stream = self.options().stream_of(subscriber);
             let dispatcher =
@@ -496,16 +503,7 @@ impl Bus for RedisBus {
                 Some(own) => ReaderMode::Own(Box::new(own)),
                 None => ReaderMode::Shared,
             };
-            let c = Consumer::start(
-                dispatcher,
-                stream,
-                mode,
-                self.inner.conn.clone(),
-                self.inner.consumer.clone(),
-                &self.inner.config,
-                &replay_signal,
-                &self.inner.stop,
-            );
+            let c = Consumer::start(dispatcher, stream, mode, &process);
             self.inner.started().push(Started {
                 name: c.name.clone(),
                 event_type: c.event_type,

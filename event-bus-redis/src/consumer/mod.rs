@@ -342,20 +342,34 @@ impl std::fmt::Debug for Consumer {
     }
 }
 
+/// What every consumer of a bus shares: its connection for commands, its consumer name, its
+/// settings, the deployment's replay-request counter and its shutdown signal.
+pub(crate) struct Process<'a> {
+    pub(crate) conn: &'a ConnectionManager,
+    pub(crate) consumer: &'a str,
+    pub(crate) config: &'a RedisConfig,
+    pub(crate) replay_signal: &'a Arc<replays::ReplaySignal>,
+    pub(crate) stop: &'a CancellationToken,
+}
+
 impl Consumer {
     /// Starts the consumer's tasks (its reader too, when it has its own connection); the
-    /// group exists already. `stop` is the bus's shutdown signal; the consumer's tasks take
-    /// child tokens of it.
+    /// group exists already. `process.stop` is the bus's shutdown signal; the consumer's tasks
+    /// take child tokens of it.
     pub(crate) fn start(
         dispatcher: Dispatcher,
         stream: String,
         reader_mode: ReaderMode,
-        conn: ConnectionManager,
-        consumer: String,
-        config: &RedisConfig,
-        replay_signal: &Arc<replays::ReplaySignal>,
-        stop: &CancellationToken,
+        process: &Process<'_>,
     ) -> Self {
+        let Process {
+            conn,
+            consumer,
+            config,
+            replay_signal,
+            stop,
+        } = *process;
+        let (conn, consumer) = (conn.clone(), consumer.to_owned());
         let subscriber = dispatcher.subscriber().clone();
         let group = subscriber.name().to_owned();
 

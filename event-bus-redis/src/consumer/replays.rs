@@ -40,8 +40,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_bus_core::transport::{Message, WorkerPool};
-use redis::streams::StreamInfoConsumersReply;
 use redis::aio::ConnectionManager;
+use redis::streams::StreamInfoConsumersReply;
 use redis::{cmd, RedisResult, Value};
 use tokio::time::Instant;
 

@@ -32,6 +32,7 @@ mod keys;
 mod reply;
 mod retention;
 mod runs;
+mod sampling;
 mod workflow;
 
 pub use bus::{RedisBus, RunningRedisBus};

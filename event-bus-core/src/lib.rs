@@ -56,6 +56,7 @@ mod error;
 mod event;
 mod health;
 mod memory;
+mod metrics;
 mod omit_none;
 mod publish;
 mod registry;

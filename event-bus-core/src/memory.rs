@@ -18,6 +18,7 @@ use crate::dispatch::{Dispatcher, Failure, GiveUp};
 use crate::error::{PublishError, ShutdownError, StartError};
 use crate::event::StreamLayout;
 use crate::health::{Health, SubscriberHealth};
+use crate::metrics::{self, PublishCounters};
 use crate::publish::{EncodedEvent, Published, Publisher};
 use crate::stats::{BusStats, SubscriberCounters};
 use crate::transport::{bus_builder_options, BusOptions, Message, Sink, WorkerPool};
@@ -40,6 +41,7 @@ impl MemoryBusBuilder {
                 options: self.options,
                 seq: AtomicU64::new(0),
                 published: AtomicU64::new(0),
+                publishes: PublishCounters::default(),
                 phase: Mutex::new(Phase::Building {
                     backlog: Vec::new(),
                 }),
@@ -108,7 +110,14 @@ struct Route {
     name: String,
     event_type: &'static str,
     channel: &'static str,
+    tx: Inbox,
+}
+
+/// A subscriber's queue, and how many deliveries wait in it, not yet taken by its pool (its
+/// lag, for the `event_bus_group_lag` gauge).
+struct Inbox {
     tx: mpsc::UnboundedSender<Message>,
+    queued: Arc<AtomicUsize>,
 }
 
 /// Whether a subscriber of `event_type` on `channel` receives a publish of `published_type`
@@ -141,6 +150,7 @@ struct BusInner {
     options: BusOptions,
     seq: AtomicU64,
     published: AtomicU64,
+    publishes: PublishCounters,
     phase: Mutex<Phase>,
     counted: Mutex<Vec<Counted>>,
     dead: Mutex<Vec<DeadLetter>>,
@@ -183,9 +193,11 @@ impl BusInner {
         }
     }
 
-    fn deliver(&self, tx: &mpsc::UnboundedSender<Message>, message: Message) -> bool {
+    fn deliver(&self, inbox: &Inbox, message: Message) -> bool {
         self.outstanding.fetch_add(1, AtomicOrdering::AcqRel);
-        if tx.send(message).is_err() {
+        inbox.queued.fetch_add(1, AtomicOrdering::Relaxed);
+        if inbox.tx.send(message).is_err() {
+            inbox.queued.fetch_sub(1, AtomicOrdering::Relaxed);
             self.settle_one();
             return false;
         }
@@ -231,8 +243,12 @@ impl BusInner {
         self.published.fetch_add(1, AtomicOrdering::Relaxed);
         tracing::debug!(entry_id = %id, "published");
         // One entry id for every channel: in memory there are no streams to tell apart.
-        let entries = layout
-            .distinct_streams(&channels)
+        let streams = layout.distinct_streams(&channels);
+        for channel in streams {
+            let stream = layout.stream(&self.options.prefix, channel, event.event_type);
+            self.publishes.record(event.event_type, &stream);
+        }
+        let entries = streams
             .iter()
             .map(|c| ((*c).to_owned(), id.to_string()))
             .collect();
@@ -289,9 +305,21 @@ impl Bus for MemoryBus {
         let mut routes = Vec::new();
         let mut counted = Vec::new();
         let mut feeders = Vec::new();
+        metrics::describe();
+        let mut sampled = Vec::new();
         for subscriber in resolved.subscribers {
             let (tx, rx) = mpsc::unbounded_channel();
-            let counters = Arc::new(SubscriberCounters::default());
+            let tx = Inbox {
+                tx,
+                queued: Arc::new(AtomicUsize::new(0)),
+            };
+            let queued = Arc::clone(&tx.queued);
+            let stream = self.inner.options.stream_of(&subscriber);
+            let counters = Arc::new(SubscriberCounters::new(
+                subscriber.name(),
+                subscriber.event_type(),
+                &stream,
+            ));
             // What this bus published before it started is delivered to every subscriber of
             // the type, as a group created when the bus was built would have it.
             for entry in backlog.iter().filter(|e| {
@@ -313,7 +341,7 @@ impl Bus for MemoryBus {
                 bus: Arc::clone(&self.inner),
                 subscriber: subscriber.name().to_owned(),
                 event_type: subscriber.event_type(),
-                stream: self.inner.options.stream_of(&subscriber),
+                stream,
                 counters: Arc::clone(&counters),
             };
             routes.push(Route {
@@ -330,9 +358,12 @@ impl Bus for MemoryBus {
             let capacity = (subscriber.options().concurrency as usize * 2).max(64);
             let dispatcher = Dispatcher::new(subscriber, shared.clone(), self.inner.options.retry);
             let pool = Arc::new(WorkerPool::new(dispatcher, sink, counters, capacity));
-            let feeder = tokio::spawn(feed(rx, Arc::clone(&pool)));
+            sampled.push((Arc::clone(&queued), Arc::clone(&pool)));
+            let feeder = tokio::spawn(feed(rx, Arc::clone(&pool), queued));
             feeders.push((pool, feeder));
         }
+        let interval = self.inner.options.metrics_interval;
+        let sampler = (!interval.is_zero()).then(|| tokio::spawn(sample_loop(sampled, interval)));
         let names = routes.iter().map(|r| r.name.clone()).collect();
         *phase = Phase::Running { routes };
         *self
@@ -344,6 +375,7 @@ impl Bus for MemoryBus {
             bus: self.clone(),
             names,
             feeders,
+            sampler,
         })
     }
 
@@ -405,10 +437,35 @@ impl Bus for MemoryBus {
     }
 }
 
-async fn feed(mut rx: mpsc::UnboundedReceiver<Message>, pool: Arc<WorkerPool<MemorySink>>) {
+async fn feed(
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    pool: Arc<WorkerPool<MemorySink>>,
+    queued: Arc<AtomicUsize>,
+) {
     while let Some(message) = rx.recv().await {
+        queued.fetch_sub(1, AtomicOrdering::Relaxed);
         if !pool.handle(message).await {
             break;
+        }
+    }
+}
+
+/// Sets each subscriber's `event_bus_group_lag` (deliveries waiting in its queue) and
+/// `event_bus_group_pending` (taken by its pool: queued there, running, or waiting for a retry)
+/// every `interval`, until aborted.
+async fn sample_loop(
+    subscribers: Vec<(Arc<AtomicUsize>, Arc<WorkerPool<MemorySink>>)>,
+    interval: std::time::Duration,
+) {
+    let mut first = true;
+    loop {
+        tokio::time::sleep(metrics::sample_delay(interval, first)).await;
+        first = false;
+        for (queued, pool) in &subscribers {
+            let lag = queued.load(AtomicOrdering::Relaxed) as u64;
+            pool.sink()
+                .counters
+                .sample_group(Some(lag), pool.held() as u64);
         }
     }
 }
@@ -420,6 +477,8 @@ pub struct RunningMemoryBus {
     bus: MemoryBus,
     names: Vec<String>,
     feeders: Vec<(Arc<WorkerPool<MemorySink>>, JoinHandle<()>)>,
+    /// Samples the lag and pending gauges (none when `metrics_interval` is zero).
+    sampler: Option<JoinHandle<()>>,
 }
 
 impl RunningBus for RunningMemoryBus {
@@ -462,6 +521,9 @@ impl RunningBus for RunningMemoryBus {
         // Closing drops the routes' senders: each feeder ends once it has handed over what
         // was published.
         *self.bus.inner.phase() = Phase::Closed;
+        if let Some(sampler) = &self.sampler {
+            sampler.abort();
+        }
         let deadline = tokio::time::Instant::now() + self.bus.inner.options.shutdown_timeout;
         let mut result = Ok(());
         for (pool, _) in &self.feeders {

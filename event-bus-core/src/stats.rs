@@ -3,7 +3,11 @@
 //! updated once, where each effect is confirmed: a delivery counts as handled when its
 //! acknowledgement is, a dead letter when it is written.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::metrics::{self, Count, Labels, SubscriberMetrics};
 
 /// What one subscriber did in this process since the bus started.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -95,50 +99,86 @@ impl BusStats {
 }
 
 /// The live counters of one subscriber, shared by the core's worker pool and the transport.
+/// Each [`Count`] is also a metric (see the README's metrics table), labelled with the
+/// subscriber, its event type and its stream when built with [`SubscriberCounters::new`].
 #[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct SubscriberCounters {
     /// See [`SubscriberStats::handled`].
-    pub handled: AtomicU64,
+    pub handled: Count,
     /// See [`SubscriberStats::failed`].
-    pub failed: AtomicU64,
+    pub failed: Count,
     /// See [`SubscriberStats::retried`].
-    pub retried: AtomicU64,
+    pub retried: Count,
     /// See [`SubscriberStats::dead_lettered`].
-    pub dead_lettered: AtomicU64,
+    pub dead_lettered: Count,
     /// See [`SubscriberStats::claimed`].
-    pub claimed: AtomicU64,
+    pub claimed: Count,
     /// See [`SubscriberStats::deleted_while_pending`].
-    pub deleted_while_pending: AtomicU64,
+    pub deleted_while_pending: Count,
     /// See [`SubscriberStats::trimmed_unhandled`].
-    pub trimmed_unhandled: AtomicU64,
+    pub trimmed_unhandled: Count,
     /// See [`SubscriberStats::reconnects`].
-    pub reconnects: AtomicU64,
+    pub reconnects: Count,
     /// See [`SubscriberStats::groups_recreated`].
-    pub groups_recreated: AtomicU64,
+    pub groups_recreated: Count,
+    metrics: SubscriberMetrics,
 }
 
 impl SubscriberCounters {
-    /// Adds `n` to `counter`.
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    /// The counters of `subscriber` (of `event_type`, reading `stream`), with their metrics
+    /// registered with the recorder installed now. ([`SubscriberCounters::default`] has no
+    /// metrics.)
+    pub fn new(subscriber: &str, event_type: &'static str, stream: &str) -> Self {
+        let labels = Labels {
+            subscriber,
+            event_type,
+            stream,
+        };
+        Self {
+            handled: labels.count(metrics::HANDLED),
+            failed: labels.count(metrics::FAILED),
+            retried: labels.count(metrics::RETRIED),
+            dead_lettered: labels.count(metrics::DEAD_LETTERED),
+            claimed: labels.count(metrics::CLAIMED),
+            deleted_while_pending: labels.count(metrics::DELETED_WHILE_PENDING),
+            trimmed_unhandled: labels.count(metrics::TRIMMED_UNHANDLED),
+            reconnects: labels.count(metrics::RECONNECTS),
+            groups_recreated: labels.count(metrics::GROUPS_RECREATED),
+            metrics: SubscriberMetrics::new(labels),
+        }
+    }
+
+    /// Adds `n` to `counter` (and to its metric).
+    pub fn add(counter: &Count, n: u64) {
+        counter.add(n);
+    }
+
+    /// Sets the subscriber's `event_bus_group_lag` and `event_bus_group_pending` gauges from a
+    /// sample of its group; a `lag` of `None` (not known) leaves that gauge as it was.
+    pub fn sample_group(&self, lag: Option<u64>, pending: u64) {
+        self.metrics.group(lag, pending);
+    }
+
+    /// A handler run took `took`; `published_at` is the envelope's timestamp when it succeeded.
+    pub(crate) fn handler_ran(&self, took: Duration, published_at: Option<DateTime<Utc>>) {
+        self.metrics.handler_ran(took, published_at);
     }
 
     /// A snapshot, under the subscriber's name and event type.
     pub fn snapshot(&self, name: &str, event_type: &'static str) -> SubscriberStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         SubscriberStats {
             name: name.to_owned(),
             event_type,
-            handled: get(&self.handled),
-            failed: get(&self.failed),
-            retried: get(&self.retried),
-            dead_lettered: get(&self.dead_lettered),
-            claimed: get(&self.claimed),
-            deleted_while_pending: get(&self.deleted_while_pending),
-            trimmed_unhandled: get(&self.trimmed_unhandled),
-            reconnects: get(&self.reconnects),
-            groups_recreated: get(&self.groups_recreated),
+            handled: self.handled.get(),
+            failed: self.failed.get(),
+            retried: self.retried.get(),
+            dead_lettered: self.dead_lettered.get(),
+            claimed: self.claimed.get(),
+            deleted_while_pending: self.deleted_while_pending.get(),
+            trimmed_unhandled: self.trimmed_unhandled.get(),
+            reconnects: self.reconnects.get(),
+            groups_recreated: self.groups_recreated.get(),
         }
     }
 }

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use event_bus_core::transport::{
-    BusOptions, Dispatcher, EncodedEvent, Message, Shared, SubscriberCounters, WorkerPool,
+    describe_metrics, BusOptions, Dispatcher, EncodedEvent, Message, PublishCounters, Shared,
+    SubscriberCounters, WorkerPool,
 };
 use event_bus_core::{
     registered_subscribers, BoxError, Bus, BusStats, DeadLetter, DeadLetterError, DeadLetterFilter,
@@ -29,6 +30,7 @@ use crate::dead_letter;
 use crate::groups::{self, ensure_group, ForeignGroup};
 use crate::keys::dead_letter_stream;
 use crate::reply;
+use crate::sampling;
 use crate::security;
 use crate::workflow;
 
@@ -90,6 +92,8 @@ struct BusInner {
     conn: ConnectionManager,
     consumer: String,
     published: AtomicU64,
+    /// The `event_bus_published_total` counters, by stream.
+    publishes: PublishCounters,
     phase: AtomicU8,
     /// Serialises `start` (and the group creation of publishes before it).
     starting: tokio::sync::Mutex<StartState>,
@@ -139,11 +143,14 @@ impl BusInner {
                 source,
             };
             let streams = options.layout.distinct_streams(&channels);
+            let (json, event_type) = (event.json.as_str(), event.event_type);
             let writes = streams.iter().map(|channel| {
-                let stream = options
-                    .layout
-                    .stream(&options.prefix, channel, event.event_type);
-                self.xadd(stream, channel, &event.json)
+                let stream = options.layout.stream(&options.prefix, channel, event_type);
+                async move {
+                    let id = self.xadd(&stream, channel, json).await?;
+                    self.publishes.record(event_type, &stream);
+                    Ok::<_, BoxError>(id)
+                }
             });
             let workflow = self
                 .config
@@ -176,14 +183,14 @@ impl BusInner {
     }
 
     /// `XADD stream * event <json> channel <channel>`: the entry's id.
-    async fn xadd(&self, stream: String, channel: &str, json: &str) -> Result<String, BoxError> {
+    async fn xadd(&self, stream: &str, channel: &str, json: &str) -> Result<String, BoxError> {
         let mut conn = self.conn.clone();
         // Sized up front: the JSON is most of it, and growing the buffer arg by arg
         // reallocated it several times per publish.
         let size = "XADD*eventchannel".len() + stream.len() + channel.len() + json.len();
         let reply: Value = redis::Cmd::with_capacity(7, size)
             .arg("XADD")
-            .arg(&stream)
+            .arg(stream)
             .arg("*")
             .arg("event")
             .arg(json)
@@ -369,6 +376,7 @@ impl RedisBus {
                 conn,
                 consumer,
                 published: AtomicU64::new(0),
+                publishes: PublishCounters::default(),
                 phase: AtomicU8::new(BUILDING),
                 starting: tokio::sync::Mutex::new(StartState::default()),
                 early_groups: Mutex::new(HashSet::new()),
@@ -416,6 +424,7 @@ impl Bus for RedisBus {
             return Err(StartError::AlreadyStarted);
         }
         let resolved = self.options().resolve_for_start("redis")?;
+        describe_metrics();
         let shared = Shared::new(
             self.options().state.clone(),
             Arc::clone(&self.inner) as Arc<dyn Publisher>,
@@ -538,6 +547,20 @@ impl Bus for RedisBus {
                 "subscribers share {readers} reader connections"
             );
         }
+        let interval = self.options().metrics_interval;
+        let sampler = (!interval.is_zero()).then(|| {
+            let streams = sampling::by_stream(
+                consumers
+                    .iter()
+                    .map(|c| (c.stream(), c.name.as_str(), &c.counters)),
+            );
+            tokio::spawn(sampling::sample_loop(
+                self.inner.conn.clone(),
+                streams,
+                interval,
+                self.inner.stop.child_token(),
+            ))
+        });
         state.started = true;
         self.inner.phase.store(RUNNING, Ordering::Release);
         drop(state);
@@ -564,6 +587,7 @@ impl Bus for RedisBus {
             bus: self.clone(),
             consumers,
             shards,
+            sampler,
             foreign,
         })
     }
@@ -639,6 +663,8 @@ pub struct RunningRedisBus {
     consumers: Vec<Consumer>,
     /// The shared readers' tasks (none when every subscriber has its own connection).
     shards: Vec<tokio::task::JoinHandle<()>>,
+    /// Samples the groups' lag and pending gauges (none when `metrics_interval` is zero).
+    sampler: Option<tokio::task::JoinHandle<()>>,
     foreign: Vec<ForeignGroup>,
 }
 
@@ -741,6 +767,9 @@ impl RunningBus for RunningRedisBus {
         let started = tokio::time::Instant::now();
         let deadline = started + inner.config.common.shutdown_timeout;
         inner.stop.cancel();
+        if let Some(sampler) = &self.sampler {
+            sampler.abort();
+        }
         // Shared readers stop after their current read or wait (at most one BLOCK), before the
         // consumers drain their pools.
         for mut shard in self.shards {

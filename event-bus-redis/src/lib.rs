@@ -41,6 +41,7 @@ mod keys;
 mod reply;
 mod retention;
 mod runs;
+mod sampling;
 mod security;
 mod workflow;
 

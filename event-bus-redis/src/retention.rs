@@ -88,20 +88,22 @@ pub(crate) async fn apply(
     let len: u64 = cmd("XLEN").arg(stream).query_async(&mut conn).await?;
     if len > cap {
         // Everything left is still needed by some group: the cap drops unhandled entries.
-        let dropped = len - cap;
-        SubscriberCounters::add(&counters.trimmed_unhandled, dropped);
-        tracing::warn!(
-            stream,
-            cap,
-            dropped,
-            "retention cap reached: trimming entries that a consumer group has not handled yet"
-        );
-        let _: Value = cmd("XTRIM")
+        // Counted from XTRIM's own reply: entries published since the XLEN are dropped too.
+        let dropped: u64 = cmd("XTRIM")
             .arg(stream)
             .arg("MAXLEN")
             .arg(cap)
             .query_async(&mut conn)
             .await?;
+        if dropped > 0 {
+            SubscriberCounters::add(&counters.trimmed_unhandled, dropped);
+            tracing::warn!(
+                stream,
+                cap,
+                dropped,
+                "retention cap reached: trimmed entries that a consumer group had not handled yet"
+            );
+        }
     }
     Ok(())
 }

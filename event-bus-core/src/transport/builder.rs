@@ -4,7 +4,8 @@
 
 /// Expands to the shared builder methods (`prefix`, `layout`, `allow_group_name`, `state`,
 /// `subscribe`, `register_event`, `only`, `discover`, `expect_subscribers`,
-/// `allow_no_subscribers`, `retry_policy`, `with_options`, `shutdown_timeout`) of a builder whose [`BusOptions`](crate::transport::BusOptions) is at
+/// `allow_no_subscribers`, `retry_policy`, `with_options`, `shutdown_timeout`,
+/// `metrics_interval`) of a builder whose [`BusOptions`](crate::transport::BusOptions) is at
 /// the given field path of `self`.
 ///
 /// ```
@@ -122,6 +123,14 @@ macro_rules! __bus_builder_options {
         /// How long shutdown waits for in-flight handlers (default 30 s).
         pub fn shutdown_timeout(mut self, timeout: ::std::time::Duration) -> Self {
             self.$($field).+.shutdown_timeout = timeout;
+            self
+        }
+
+        /// How often each subscriber's `event_bus_group_lag` and `event_bus_group_pending`
+        /// gauges are sampled (default 15 s; on Redis one `XINFO GROUPS` per stream per
+        /// interval). `Duration::ZERO` turns the sampling off.
+        pub fn metrics_interval(mut self, interval: ::std::time::Duration) -> Self {
+            self.$($field).+.metrics_interval = interval;
             self
         }
     };

@@ -35,6 +35,9 @@ pub struct BusOptions {
     pub retry: RetryPolicy,
     /// How long a graceful shutdown waits for in-flight handlers.
     pub shutdown_timeout: Duration,
+    /// How often the bus samples each subscriber's group lag and pending count for its metrics
+    /// (default 15 s; zero: never).
+    pub metrics_interval: Duration,
 }
 
 impl Default for BusOptions {
@@ -48,6 +51,7 @@ impl Default for BusOptions {
             allow_no_subscribers: false,
             retry: RetryPolicy::default(),
             shutdown_timeout: Duration::from_secs(30),
+            metrics_interval: crate::metrics::DEFAULT_SAMPLE_INTERVAL,
         }
     }
 }

@@ -358,7 +358,15 @@ impl<S: Sink> Inner<S> {
                 .take()
                 .map_or_else(|| self.dispatcher.prepare(&message.payload), Ok)
             {
-                Ok(p) => self.dispatcher.run(p, &message.id, message.runs + 1).await,
+                Ok(p) => {
+                    // A replay's latency would count from its first publish: left out.
+                    let published_at = message.replay_of.is_none().then(|| p.meta().timestamp);
+                    let started = std::time::Instant::now();
+                    let result = self.dispatcher.run(p, &message.id, message.runs + 1).await;
+                    let succeeded = published_at.filter(|_| result.is_ok());
+                    self.counters.handler_ran(started.elapsed(), succeeded);
+                    result
+                }
                 Err(failure) => Err(failure),
             };
             drop(slot);

@@ -7,7 +7,6 @@
 //! trimmed while the subscriber was away (seen best before its first read passes them), and a
 //! dead-letter stream shared with the seed system that is near the seed's cap.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,7 +99,7 @@ pub(crate) async fn maintenance_loop(
             trim_checked = tokio::time::Instant::now();
             check_trimmed(&shared, &mut trim_check, 0).await;
         }
-        let counted_before = shared.counters.trimmed_unhandled.load(Ordering::Relaxed);
+        let counted_before = shared.counters.trimmed_unhandled.get();
         if let Err(e) = crate::retention::apply(
             &shared.conn,
             &shared.stream,
@@ -114,7 +113,7 @@ pub(crate) async fn maintenance_loop(
         let own = shared
             .counters
             .trimmed_unhandled
-            .load(Ordering::Relaxed)
+            .get()
             .saturating_sub(counted_before);
         if own > 0 {
             check_trimmed(&shared, &mut trim_check, own).await;

@@ -373,7 +373,11 @@ impl Consumer {
         let subscriber = dispatcher.subscriber().clone();
         let group = subscriber.name().to_owned();
 
-        let counters = Arc::new(SubscriberCounters::default());
+        let counters = Arc::new(SubscriberCounters::new(
+            &group,
+            subscriber.event_type(),
+            &stream,
+        ));
         let shared = Arc::new(ConsumerShared {
             dl_stream: dead_letter_stream(&stream),
             runs_key: runs_key(&stream, &group),

@@ -5,6 +5,7 @@
 //! cargo run -p ticketing                                        # the in-memory bus
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run -p ticketing       # the same code on Redis
 //! RUST_LOG=info cargo run -p ticketing                          # with the bus's own logs
+//! cargo run -p ticketing -- --metrics-addr 127.0.0.1:9000       # serve the bus's metrics
 //! ```
 //!
 //! Where to look: `events.rs` (the ten payload types), `subscribers.rs` (the handlers),
@@ -16,6 +17,7 @@
 mod bus;
 mod day;
 mod events;
+mod metrics;
 mod seed;
 mod state;
 mod subscribers;
@@ -49,16 +51,40 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
+    let metrics_addr =
+        match metrics::metrics_addr(std::env::args().skip(1), std::env::var("METRICS_ADDR").ok()) {
+            Ok(addr) => addr,
+            Err(error) => {
+                eprintln!("ticketing: {error}");
+                return ExitCode::from(2);
+            }
+        };
+    if let Some(addr) = metrics_addr {
+        // Before the bus is built: its metrics are bound to the recorder installed then.
+        if let Err(error) = metrics::serve(addr) {
+            eprintln!("ticketing: {error}");
+            return ExitCode::FAILURE;
+        }
+        println!("metrics: serving the Prometheus format at http://{addr}/metrics");
+    }
+
     let redis_url = std::env::var("REDIS_URL")
         .ok()
         .filter(|url| !url.is_empty());
-    match demo(redis_url.as_deref()).await {
+    let code = match demo(redis_url.as_deref()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("\nticketing demo FAILED: {error}");
             ExitCode::FAILURE
         }
+    };
+    if let Some(addr) = metrics_addr {
+        println!("\nmetrics: the day's numbers stay at http://{addr}/metrics; Ctrl-C to exit");
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            eprintln!("ticketing: cannot wait for Ctrl-C: {error}");
+        }
     }
+    code
 }
 
 /// The whole demo, on Redis when `redis_url` is given. `Err` when anything did not go as the

@@ -140,7 +140,7 @@ Example:
     #[command(after_help = "\
 The command writes one request per letter to {stream}:replay:{subscriber} and exits. The
 subscriber's running consumers (wherever they run, and no other subscriber) pick it up within
-one maintenance round (claim_interval, 5 s by default), run the handler through the usual
+about 1.5 maintenance rounds (claim_interval, 5 s by default), run the handler through the usual
 decoding, validation and retries, and delete the dead letter once the handler succeeded; if it
 fails again, a new dead letter replaces it. A request written while no consumer runs is carried
 out when one starts. Foreign letters (the seed's) are never replayed here.

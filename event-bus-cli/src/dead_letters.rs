@@ -487,7 +487,7 @@ fn print_requested(
             writeln!(
                 out,
                 "\n{} replay(s) requested: the running consumers of each subscriber carry them out \
-                 within one maintenance round (claim_interval, 5 s by default) and delete each dead \
+                 within about 1.5 maintenance rounds (claim_interval, 5 s by default) and delete each dead \
                  letter once its handler succeeded; add --wait to wait for that.",
                 requested.len()
             )?;

@@ -31,7 +31,7 @@
 //! does not say for whom), and the consumers of the subscriber asked for until its request
 //! stream is empty again.
 //!
-//! So a replay starts within one maintenance round (`claim_interval`, 5 s by default) of the
+//! So a replay starts within about 1.5 maintenance rounds (`claim_interval`, 5 s by default) of the
 //! request, and runs at least once.
 
 use std::collections::HashMap;

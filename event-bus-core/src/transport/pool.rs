@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::dispatch::{Decision, Dispatcher, Failure, FailureKind, GiveUp, Prepared};
+use crate::transport::dedupe::Gate;
 use crate::error::ShutdownError;
 use crate::stats::SubscriberCounters;
 use crate::subscriber::Ordering;
@@ -358,7 +359,27 @@ impl<S: Sink> Inner<S> {
                 .take()
                 .map_or_else(|| self.dispatcher.prepare(&message.payload), Ok)
             {
-                Ok(p) => self.dispatcher.run(p, &message.id, message.runs + 1).await,
+                Ok(p) => match self.dispatcher.dedupe() {
+                    None => self.dispatcher.run(p, &message.id, message.runs + 1).await,
+                    Some(dedupe) => {
+                        let attempt = message.runs + 1;
+                        match dedupe.run(&self.dispatcher, p, &message.id, attempt).await {
+                            Gate::Ran(result) => result,
+                            Gate::Duplicate => {
+                                drop(slot);
+                                self.sink.handled(message).await;
+                                return;
+                            }
+                            Gate::Busy(delay) => {
+                                drop(slot);
+                                if !self.wait_unless_stopped(delay).await {
+                                    return;
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                },
                 Err(failure) => Err(failure),
             };
             drop(slot);

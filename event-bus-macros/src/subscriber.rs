@@ -300,9 +300,8 @@ fn generate(model: &Model<'_>) -> TokenStream {
     }
     if let Some((lit, secs)) = &args.dedupe {
         let secs = proc_macro2::Literal::u64_unsuffixed(*secs);
-        options.extend(
-            quote_spanned!(lit.span()=> .dedupe(::core::time::Duration::from_secs(#secs))),
-        );
+        options
+            .extend(quote_spanned!(lit.span()=> .dedupe(::core::time::Duration::from_secs(#secs))));
     }
     if let Some((lit, ordering)) = &args.ordering {
         let variant = match ordering {

@@ -288,7 +288,12 @@ async fn probe_dedupe(event: Envelope<Probe>, ctx: Context) -> Result<(), Handle
 }
 
 /// Idempotent, running up to 4 deliveries at once.
-#[subscriber("PROBE", name = "probe-dedupe-concurrent", concurrency = 4, dedupe = "1h")]
+#[subscriber(
+    "PROBE",
+    name = "probe-dedupe-concurrent",
+    concurrency = 4,
+    dedupe = "1h"
+)]
 async fn probe_dedupe_concurrent(event: Envelope<Probe>, ctx: Context) -> Result<(), HandlerError> {
     run(event, ctx).await
 }

@@ -59,8 +59,10 @@ impl Proxy {
     /// (that read is dropped too): how a test stops a client right before a given command
     /// (`XACK`, say) reaches Redis, after everything it sent before.
     pub fn blackhole_from(&self, pattern: &[u8]) {
-        *self.trip.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some(pattern.to_vec());
+        *self
+            .trip
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(pattern.to_vec());
     }
 
     /// Whether forwarding is stopped.
@@ -82,7 +84,9 @@ async fn pipe(
             Ok(n) => n,
         };
         if let Some(trip) = &trip {
-            let trip = trip.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let trip = trip
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(pattern) = trip.as_deref() {
                 if buf[..n].windows(pattern.len()).any(|w| w == pattern) {
                     blackholed.store(true, Ordering::SeqCst);

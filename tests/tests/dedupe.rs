@@ -66,7 +66,10 @@ fn the_macro_option_sets_the_window() {
             .find(|r| r.name == name)
             .map(|r| r.options.dedupe)
     };
-    assert_eq!(dedupe("probe-dedupe"), Some(Some(Duration::from_secs(3600))));
+    assert_eq!(
+        dedupe("probe-dedupe"),
+        Some(Some(Duration::from_secs(3600)))
+    );
     assert_eq!(dedupe("probe-a"), Some(None));
 }
 
@@ -78,7 +81,10 @@ async fn the_same_envelope_published_twice_runs_the_handler_once<B: TestTranspor
     let envelope = Envelope::new(Probe::new(tenant, 1));
     // The publish, then its retry after a timeout: the same envelope, so the same id.
     let first = bus.publish_envelope(&envelope).await.expect("publish");
-    let retried = bus.publish_envelope(&envelope).await.expect("publish again");
+    let retried = bus
+        .publish_envelope(&envelope)
+        .await
+        .expect("publish again");
     assert_eq!(first.event_id, envelope.id);
     assert_eq!(retried.event_id, envelope.id);
     assert_ne!(first.entry_id, retried.entry_id, "two entries were written");
@@ -166,7 +172,9 @@ async fn a_failed_run_leaves_no_mark_and_is_retried_once<B: TestTransport>() {
     probe.fail_first = 1;
     let envelope = Envelope::new(probe);
     bus.publish_envelope(&envelope).await.expect("publish");
-    bus.publish_envelope(&envelope).await.expect("publish again");
+    bus.publish_envelope(&envelope)
+        .await
+        .expect("publish again");
     assert!(t.recorder.wait_handled("probe-dedupe", 1, WAIT).await);
     settle(&running).await;
     // Run 1 failed and released its claim; run 2 (the retry of the first entry) succeeded;
@@ -179,7 +187,10 @@ async fn a_failed_run_leaves_no_mark_and_is_retried_once<B: TestTransport>() {
         .collect();
     assert_eq!(runs, [(1, false), (2, true)]);
     let stats = stats_of(&running, "probe-dedupe");
-    assert_eq!((stats.handled, stats.failed, stats.dead_lettered), (2, 1, 0));
+    assert_eq!(
+        (stats.handled, stats.failed, stats.dead_lettered),
+        (2, 1, 0)
+    );
     running.shutdown().await.expect("shutdown");
     t.cleanup().await;
 }
@@ -188,16 +199,13 @@ async fn a_failed_run_leaves_no_mark_and_is_retried_once<B: TestTransport>() {
 fn counted(window: Duration) -> (Subscriber, Arc<AtomicUsize>) {
     let runs = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&runs);
-    let sub = Subscriber::new(
-        "dedupe-window",
-        move |_: Envelope<Probe>, _: Context| {
-            let counter = Arc::clone(&counter);
-            async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                Ok::<(), HandlerError>(())
-            }
-        },
-    )
+    let sub = Subscriber::new("dedupe-window", move |_: Envelope<Probe>, _: Context| {
+        let counter = Arc::clone(&counter);
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok::<(), HandlerError>(())
+        }
+    })
     .dedupe(window);
     (sub, runs)
 }
@@ -223,7 +231,11 @@ async fn the_window<B: Bus>(bus: B, runs: Arc<AtomicUsize>, window: Duration) {
     bus.publish_envelope(&envelope).await.expect("publish");
     wait_runs(&runs, 2).await;
     settle(&running).await;
-    assert_eq!(runs.load(Ordering::SeqCst), 2, "after the window: runs again");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "after the window: runs again"
+    );
     assert_eq!(stats_of(&running, "dedupe-window").handled, 3);
     running.shutdown().await.expect("shutdown");
 }
@@ -392,7 +404,10 @@ async fn killed_at(point: KillPoint) -> ((usize, usize), (usize, usize)) {
         probe.sleep_ms = 10_000;
     }
     let envelope = Envelope::new(probe);
-    publisher.publish_envelope(&envelope).await.expect("publish");
+    publisher
+        .publish_envelope(&envelope)
+        .await
+        .expect("publish");
     let key = format!("{stream}:dedupe:probe-dedupe:{}", envelope.id);
     let mut conn = raw(&t.url).await;
     let mark = |mut conn: redis::aio::MultiplexedConnection| {
@@ -427,7 +442,10 @@ async fn killed_at(point: KillPoint) -> ((usize, usize), (usize, usize)) {
     assert_eq!(pending_count(&mut conn, &stream, "probe-dedupe").await, 1);
     let lines = doomed.kill().await;
     let count = |prefix: &str| lines.iter().filter(|l| l.starts_with(prefix)).count();
-    let killed = (count("start probe-dedupe 1 "), count("done probe-dedupe 1 1 true"));
+    let killed = (
+        count("start probe-dedupe 1 "),
+        count("done probe-dedupe 1 1 true"),
+    );
 
     // Another consumer of the group claims the entry once it is idle for `claim_idle`.
     let survivor = publisher;

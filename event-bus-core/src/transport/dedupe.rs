@@ -236,8 +236,10 @@ impl Dedupe {
         for tries in 1..=DONE_TRIES {
             match self.store.done(id, self.window).await {
                 Ok(()) => return,
-                Err(e) if tries == DONE_TRIES => tracing::error!(subscriber, event_id = %id, error = %e,
-                    "handled, but the de-duplication mark could not be written: a duplicate of this event will run again"),
+                Err(e) if tries == DONE_TRIES => {
+                    tracing::error!(subscriber, event_id = %id, error = %e,
+                    "handled, but the de-duplication mark could not be written: a duplicate of this event will run again")
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(50) * tries).await,
             }
         }
@@ -293,9 +295,10 @@ impl DedupeStore for MemoryDedupe {
             Some((Mark::Done, _)) => Claim::Done,
             Some((Mark::Running(_), _)) => Claim::Running,
             None => {
-                marks
-                    .map
-                    .insert(id.to_owned(), (Mark::Running(token.to_owned()), now + lease));
+                marks.map.insert(
+                    id.to_owned(),
+                    (Mark::Running(token.to_owned()), now + lease),
+                );
                 Claim::Claimed
             }
         });
@@ -362,12 +365,18 @@ mod tests {
         let store = MemoryDedupe::default();
         store.done("e", Duration::from_millis(30)).await.unwrap();
         assert_eq!(
-            store.claim("e", "a", Duration::from_millis(30)).await.unwrap(),
+            store
+                .claim("e", "a", Duration::from_millis(30))
+                .await
+                .unwrap(),
             Claim::Done
         );
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert_eq!(
-            store.claim("e", "a", Duration::from_millis(30)).await.unwrap(),
+            store
+                .claim("e", "a", Duration::from_millis(30))
+                .await
+                .unwrap(),
             Claim::Claimed
         );
         tokio::time::sleep(Duration::from_millis(60)).await;

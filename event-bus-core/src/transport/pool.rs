@@ -21,10 +21,10 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::dispatch::{Decision, Dispatcher, Failure, FailureKind, GiveUp, Prepared};
-use crate::transport::dedupe::Gate;
 use crate::error::ShutdownError;
 use crate::stats::SubscriberCounters;
 use crate::subscriber::Ordering;
+use crate::transport::dedupe::Gate;
 use crate::transport::Message;
 
 /// Where a bus takes the outcomes of its deliveries. The transport carries them out and

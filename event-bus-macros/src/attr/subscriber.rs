@@ -268,7 +268,17 @@ mod tests {
         assert_eq!(parse_duration("15m"), Ok(900));
         assert_eq!(parse_duration("24h"), Ok(86_400));
         assert_eq!(parse_duration("7d"), Ok(604_800));
-        for bad in ["", "24", "h", "0h", "1.5h", "-1h", "24 h", "24hours", "99999999999d"] {
+        for bad in [
+            "",
+            "24",
+            "h",
+            "0h",
+            "1.5h",
+            "-1h",
+            "24 h",
+            "24hours",
+            "99999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} parsed");
         }
     }

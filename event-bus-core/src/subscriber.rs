@@ -52,7 +52,8 @@ pub struct SubscriberOptions {
     /// The channel it reads (`None`: [`DEFAULT_CHANNEL`](crate::DEFAULT_CHANNEL)).
     pub channel: Option<&'static str>,
     /// Idempotent handling: each envelope id is handled at most once within this window
-    /// (`None`: every delivery runs the handler). See [`transport::dedupe`](crate::transport::dedupe).
+    /// (`None`: every delivery runs the handler). See
+    /// [`transport::dedupe`](crate::transport::dedupe).
     pub dedupe: Option<Duration>,
 }
 

@@ -19,6 +19,8 @@
 //!    - `running`: another delivery of the same envelope id runs right now, in this process
 //!      or another; this one waits (the entry stays unacknowledged, held by its consumer) and
 //!      claims again, until the mark is `done` (acknowledged without a run) or gone (runs).
+//!      The wait takes the delivery's place like a running handler: with `concurrency = 1`
+//!      the subscriber's next entries wait too (after a crash, up to the dead run's lease).
 //! 2. **Handler succeeded** → the mark becomes `done` for the window (`SET key done PX
 //!    <window>`), **then** the entry is acknowledged.
 //! 3. **Handler failed** → the mark is deleted if it still holds this delivery's token, and the

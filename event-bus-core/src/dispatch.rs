@@ -543,6 +543,7 @@ pub struct Dispatcher {
     policy: RetryPolicy,
     max_attempts: u32,
     max_deliveries: u32,
+    dedupe: Option<crate::transport::Dedupe>,
 }
 
 impl Dispatcher {
@@ -565,7 +566,21 @@ impl Dispatcher {
             policy,
             max_attempts,
             max_deliveries,
+            dedupe: None,
         }
+    }
+
+    /// Makes deliveries idempotent with `dedupe` (see
+    /// [`transport::dedupe`](crate::transport::dedupe)): what a bus does for a subscriber with
+    /// [`SubscriberOptions::dedupe`](crate::SubscriberOptions::dedupe) set.
+    pub fn with_dedupe(mut self, dedupe: crate::transport::Dedupe) -> Self {
+        self.dedupe = Some(dedupe);
+        self
+    }
+
+    /// The subscriber's de-duplication, if it has one.
+    pub fn dedupe(&self) -> Option<&crate::transport::Dedupe> {
+        self.dedupe.as_ref()
     }
 
     /// The subscriber.

@@ -21,7 +21,7 @@ use crate::health::{Health, SubscriberHealth};
 use crate::metrics::{self, PublishCounters};
 use crate::publish::{EncodedEvent, Published, Publisher};
 use crate::stats::{BusStats, SubscriberCounters};
-use crate::transport::{bus_builder_options, BusOptions, Message, Sink, WorkerPool};
+use crate::transport::{bus_builder_options, BusOptions, Dedupe, Message, Sink, WorkerPool};
 
 /// Builds a [`MemoryBus`]. Its options are those every bus shares.
 #[derive(Debug, Default)]
@@ -356,7 +356,12 @@ impl Bus for MemoryBus {
                 counters: Arc::clone(&counters),
             });
             let capacity = (subscriber.options().concurrency as usize * 2).max(64);
-            let dispatcher = Dispatcher::new(subscriber, shared.clone(), self.inner.options.retry);
+            let dedupe = subscriber.options().dedupe.map(Dedupe::in_memory);
+            let mut dispatcher =
+                Dispatcher::new(subscriber, shared.clone(), self.inner.options.retry);
+            if let Some(dedupe) = dedupe {
+                dispatcher = dispatcher.with_dedupe(dedupe);
+            }
             let pool = Arc::new(WorkerPool::new(dispatcher, sink, counters, capacity));
             sampled.push((Arc::clone(&queued), Arc::clone(&pool)));
             let feeder = tokio::spawn(feed(rx, Arc::clone(&pool), queued));

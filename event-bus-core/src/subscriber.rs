@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::context::{Context, StateKey};
 use crate::dispatch::{prepare, Failure, Prepared};
@@ -50,6 +51,10 @@ pub struct SubscriberOptions {
     pub ordering: Ordering,
     /// The channel it reads (`None`: [`DEFAULT_CHANNEL`](crate::DEFAULT_CHANNEL)).
     pub channel: Option<&'static str>,
+    /// Idempotent handling: each envelope id is handled at most once within this window
+    /// (`None`: every delivery runs the handler). See
+    /// [`transport::dedupe`](crate::transport::dedupe).
+    pub dedupe: Option<Duration>,
 }
 
 impl SubscriberOptions {
@@ -60,6 +65,7 @@ impl SubscriberOptions {
         start: StartFrom::Latest,
         ordering: Ordering::None,
         channel: None,
+        dedupe: None,
     };
 
     /// Sets `concurrency`.
@@ -89,6 +95,12 @@ impl SubscriberOptions {
     /// Sets the channel it reads.
     pub const fn channel(mut self, channel: &'static str) -> Self {
         self.channel = Some(channel);
+        self
+    }
+
+    /// Handles each envelope id at most once within `window` (`dedupe = "24h"`).
+    pub const fn dedupe(mut self, window: Duration) -> Self {
+        self.dedupe = Some(window);
         self
     }
 }
@@ -192,6 +204,27 @@ impl Subscriber {
     /// Sets the channel it reads (default [`DEFAULT_CHANNEL`](crate::DEFAULT_CHANNEL)).
     pub fn channel(mut self, channel: &'static str) -> Self {
         self.options.channel = Some(channel);
+        self
+    }
+
+    /// Makes the subscriber idempotent: a delivery whose envelope id it already handled within
+    /// `window` is acknowledged without running the handler, and two deliveries of one envelope
+    /// id never run it at the same time (on Redis: across processes). What this guarantees
+    /// around crashes is stated in [`transport::dedupe`](crate::transport::dedupe).
+    ///
+    /// ```
+    /// # use event_bus_core::{Context, Envelope, Event, HandlerError, Subscriber};
+    /// # #[derive(serde::Serialize, serde::Deserialize, Event)]
+    /// # #[serde(rename_all = "camelCase")]
+    /// # struct TicketClosed { tenant_id: uuid::Uuid }
+    /// # async fn bill(_: Envelope<TicketClosed>, _: Context) -> Result<(), HandlerError> { Ok(()) }
+    /// use std::time::Duration;
+    ///
+    /// let sub = Subscriber::new("bill-closed", bill).dedupe(Duration::from_secs(24 * 3600));
+    /// assert_eq!(sub.options().dedupe, Some(Duration::from_secs(86_400)));
+    /// ```
+    pub fn dedupe(mut self, window: Duration) -> Self {
+        self.options.dedupe = Some(window);
         self
     }
 

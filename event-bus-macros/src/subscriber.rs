@@ -298,6 +298,11 @@ fn generate(model: &Model<'_>) -> TokenStream {
         };
         options.extend(quote_spanned!(lit.span()=> .start(#private::StartFrom::#variant)));
     }
+    if let Some((lit, secs)) = &args.dedupe {
+        let secs = proc_macro2::Literal::u64_unsuffixed(*secs);
+        options
+            .extend(quote_spanned!(lit.span()=> .dedupe(::core::time::Duration::from_secs(#secs))));
+    }
     if let Some((lit, ordering)) = &args.ordering {
         let variant = match ordering {
             Ordering::PerTenant => quote!(PerTenant),

@@ -501,8 +501,13 @@ impl Bus for RedisBus {
         };
         for subscriber in &resolved.subscribers {
             let stream = self.options().stream_of(subscriber);
-            let dispatcher =
+            let mut dispatcher =
                 Dispatcher::new(subscriber.clone(), shared.clone(), self.options().retry);
+            if let Some(window) = subscriber.options().dedupe {
+                let (conn, lease) = (self.inner.conn.clone(), self.inner.config.claim_idle);
+                let dedupe = crate::dedupe::dedupe(conn, &stream, subscriber.name(), window, lease);
+                dispatcher = dispatcher.with_dedupe(dedupe);
+            }
             let own = if shared_readers {
                 None
             } else {

@@ -36,6 +36,7 @@ mod config;
 mod connection;
 mod consumer;
 mod dead_letter;
+mod dedupe;
 mod groups;
 mod keys;
 mod reply;

@@ -281,6 +281,23 @@ async fn probe_retry3(event: Envelope<Probe>, ctx: Context) -> Result<(), Handle
     run(event, ctx).await
 }
 
+/// Idempotent: each envelope id handled at most once an hour.
+#[subscriber("PROBE", name = "probe-dedupe", dedupe = "1h")]
+async fn probe_dedupe(event: Envelope<Probe>, ctx: Context) -> Result<(), HandlerError> {
+    run(event, ctx).await
+}
+
+/// Idempotent, running up to 4 deliveries at once.
+#[subscriber(
+    "PROBE",
+    name = "probe-dedupe-concurrent",
+    concurrency = 4,
+    dedupe = "1h"
+)]
+async fn probe_dedupe_concurrent(event: Envelope<Probe>, ctx: Context) -> Result<(), HandlerError> {
+    run(event, ctx).await
+}
+
 /// Shared state no test bus is given.
 #[derive(Debug)]
 pub struct NeverGiven;

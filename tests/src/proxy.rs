@@ -2,7 +2,7 @@
 //! black-holed socket, as after a network partition or a dead NAT entry.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 pub struct Proxy {
     port: u16,
     blackholed: Arc<AtomicBool>,
+    trip: Arc<Mutex<Option<Vec<u8>>>>,
 }
 
 impl Proxy {
@@ -20,8 +21,10 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let blackholed = Arc::new(AtomicBool::new(false));
+        let trip: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
         let target = target.to_owned();
         let flag = Arc::clone(&blackholed);
+        let tripwire = Arc::clone(&trip);
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = TcpStream::connect(&target).await else {
@@ -29,11 +32,16 @@ impl Proxy {
                 };
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
-                tokio::spawn(pipe(cr, sw, Arc::clone(&flag)));
-                tokio::spawn(pipe(sr, cw, Arc::clone(&flag)));
+                let to_server = Arc::clone(&tripwire);
+                tokio::spawn(pipe(cr, sw, Arc::clone(&flag), Some(to_server)));
+                tokio::spawn(pipe(sr, cw, Arc::clone(&flag), None));
             }
         });
-        Ok(Self { port, blackholed })
+        Ok(Self {
+            port,
+            blackholed,
+            trip,
+        })
     }
 
     /// `redis://127.0.0.1:{port}`.
@@ -46,12 +54,28 @@ impl Proxy {
     pub fn blackhole(&self, on: bool) {
         self.blackholed.store(on, Ordering::SeqCst);
     }
+
+    /// Black-holes every connection from the first read from a client that contains `pattern`
+    /// (that read is dropped too): how a test stops a client right before a given command
+    /// (`XACK`, say) reaches Redis, after everything it sent before.
+    pub fn blackhole_from(&self, pattern: &[u8]) {
+        *self
+            .trip
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(pattern.to_vec());
+    }
+
+    /// Whether forwarding is stopped.
+    pub fn is_blackholed(&self) -> bool {
+        self.blackholed.load(Ordering::SeqCst)
+    }
 }
 
 async fn pipe(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     blackholed: Arc<AtomicBool>,
+    trip: Option<Arc<Mutex<Option<Vec<u8>>>>>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -59,6 +83,16 @@ async fn pipe(
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
+        if let Some(trip) = &trip {
+            let trip = trip
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(pattern) = trip.as_deref() {
+                if buf[..n].windows(pattern.len()).any(|w| w == pattern) {
+                    blackholed.store(true, Ordering::SeqCst);
+                }
+            }
+        }
         if blackholed.load(Ordering::SeqCst) {
             continue;
         }

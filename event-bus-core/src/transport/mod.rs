@@ -8,6 +8,7 @@
 //! and your transport to the same version.
 
 mod builder;
+pub mod dedupe;
 mod message;
 mod options;
 mod pool;
@@ -19,6 +20,7 @@ pub use crate::publish::{encode, encode_envelope, Channels, EncodedEvent};
 pub use crate::registry::{Resolved, Selection};
 pub use crate::stats::SubscriberCounters;
 pub use builder::bus_builder_options;
+pub use dedupe::{Claim, Dedupe, DedupeStore};
 pub use message::Message;
 pub use options::BusOptions;
 pub use pool::{Sink, WorkerPool};

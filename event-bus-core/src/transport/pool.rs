@@ -24,6 +24,7 @@ use crate::dispatch::{Decision, Dispatcher, Failure, FailureKind, GiveUp, Prepar
 use crate::error::ShutdownError;
 use crate::stats::SubscriberCounters;
 use crate::subscriber::Ordering;
+use crate::transport::dedupe::Gate;
 use crate::transport::Message;
 
 /// Where a bus takes the outcomes of its deliveries. The transport carries them out and
@@ -362,7 +363,27 @@ impl<S: Sink> Inner<S> {
                     // A replay's latency would count from its first publish: left out.
                     let published_at = message.replay_of.is_none().then(|| p.meta().timestamp);
                     let started = std::time::Instant::now();
-                    let result = self.dispatcher.run(p, &message.id, message.runs + 1).await;
+                    let attempt = message.runs + 1;
+                    let result = match self.dispatcher.dedupe() {
+                        None => self.dispatcher.run(p, &message.id, attempt).await,
+                        Some(dedupe) => {
+                            match dedupe.run(&self.dispatcher, p, &message.id, attempt).await {
+                                Gate::Ran(result) => result,
+                                Gate::Duplicate => {
+                                    drop(slot);
+                                    self.sink.handled(message).await;
+                                    return;
+                                }
+                                Gate::Busy(delay) => {
+                                    drop(slot);
+                                    if !self.wait_unless_stopped(delay).await {
+                                        return;
+                                    }
+                                    continue;
+                                }
+                            }
+                        }
+                    };
                     let succeeded = published_at.filter(|_| result.is_ok());
                     self.counters.handler_ran(started.elapsed(), succeeded);
                     result

@@ -7,7 +7,9 @@ use quote::ToTokens;
 use syn::meta::ParseNestedMeta;
 use syn::{LitInt, LitStr};
 
-use super::symbol::{CHANNEL, CONCURRENCY, MAX_ATTEMPTS, NAME, ORDERING, START, SUBSCRIBER_KEYS};
+use super::symbol::{
+    CHANNEL, CONCURRENCY, DEDUPE, MAX_ATTEMPTS, NAME, ORDERING, START, SUBSCRIBER_KEYS,
+};
 use super::{check_channel, key_of, skip_value, value_int, value_str};
 use crate::ctxt::Ctxt;
 
@@ -42,6 +44,8 @@ pub(crate) struct SubscriberArgs {
     pub(crate) start: Option<(LitStr, Start)>,
     /// `ordering = "..."`
     pub(crate) ordering: Option<(LitStr, Ordering)>,
+    /// `dedupe = "24h"`: the window in seconds.
+    pub(crate) dedupe: Option<(LitStr, u64)>,
 }
 
 const EVENT_TYPE_EXAMPLE: &str = "#[subscriber(\"TICKET_UPDATED\")]";
@@ -198,6 +202,21 @@ impl SubscriberArgs {
                     }
                 }
             }
+        } else if meta.path.is_ident(DEDUPE) {
+            let example = "dedupe = \"24h\"";
+            if let Some(lit) = value_str(cx, meta, example)? {
+                match parse_duration(&lit.value()) {
+                    Ok(secs) => {
+                        if !duplicate(self.dedupe.is_some()) {
+                            self.dedupe = Some((lit, secs));
+                        }
+                    }
+                    Err(why) => cx.error_spanned_by(
+                        &lit,
+                        format!("{why}: write a whole number and a unit, s, m, h or d, like `{example}`"),
+                    ),
+                }
+            }
         } else {
             cx.error_spanned_by(
                 &meta.path,
@@ -209,5 +228,58 @@ impl SubscriberArgs {
             skip_value(meta)?;
         }
         Ok(())
+    }
+}
+
+/// A duration written as a whole number and a unit (`30s`, `15m`, `24h`, `7d`), in seconds; at
+/// least one second.
+pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "" => return Err(format!("the duration {text:?} has no unit")),
+        other => return Err(format!("unknown unit {other:?} in the duration {text:?}")),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("the duration {text:?} does not start with a whole number"))?;
+    if n == 0 {
+        return Err(format!("the duration {text:?} is zero"));
+    }
+    n.checked_mul(unit_secs)
+        .filter(|secs| *secs <= u64::from(u32::MAX))
+        .ok_or_else(|| format!("the duration {text:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(30));
+        assert_eq!(parse_duration("15m"), Ok(900));
+        assert_eq!(parse_duration("24h"), Ok(86_400));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        for bad in [
+            "",
+            "24",
+            "h",
+            "0h",
+            "1.5h",
+            "-1h",
+            "24 h",
+            "24hours",
+            "99999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} parsed");
+        }
     }
 }

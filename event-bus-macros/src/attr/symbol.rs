@@ -56,6 +56,8 @@ pub(crate) const START: &str = "start";
 pub(crate) const ORDERING: &str = "ordering";
 /// `#[subscriber(channel = "...")]`
 pub(crate) const CHANNEL: &str = "channel";
+/// `#[subscriber(dedupe = "24h")]`
+pub(crate) const DEDUPE: &str = "dedupe";
 
 /// The struct-level keys of `#[event(...)]`, for messages.
 pub(crate) const CONTAINER_KEYS: &str = "name, channels, none_as_null";
@@ -66,4 +68,4 @@ pub(crate) const RULES: &str =
     "non_empty, length(min = .., max = ..), range(min = .., max = ..), uuid, custom = path";
 /// The options of `#[subscriber(...)]`, for messages.
 pub(crate) const SUBSCRIBER_KEYS: &str =
-    "name, channel, concurrency, max_attempts, start, ordering";
+    "name, channel, concurrency, max_attempts, start, ordering, dedupe";

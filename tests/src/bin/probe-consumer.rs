@@ -1,7 +1,8 @@
 //! A consumer process for crash tests: runs one probe subscriber on Redis and prints every
 //! attempt (`start ...`, `done ...`) to stdout, until killed or its stdin closes.
 //!
-//! Usage: `probe-consumer <redis-url> <prefix> <subscriber> <consumer-name>`
+//! Usage: `probe-consumer <redis-url> <prefix> <subscriber> <consumer-name>`; the environment
+//! variable `PROBE_CLAIM_IDLE_MS` sets its `claim_idle` (default: the bus's).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "usage: probe-consumer <redis-url> <prefix> <subscriber> <consumer-name>".into(),
         );
     };
-    let bus = RedisBus::builder()
+    let mut builder = RedisBus::builder();
+    if let Some(ms) = std::env::var("PROBE_CLAIM_IDLE_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+    {
+        builder = builder.claim_idle(Duration::from_millis(ms));
+    }
+    let bus = builder
         .url(url)
         .prefix(prefix)
         .only([subscriber.as_str()])

@@ -59,6 +59,7 @@ mod memory;
 mod omit_none;
 mod publish;
 mod registry;
+pub mod schema;
 mod stats;
 mod subscriber;
 pub mod transport;
@@ -108,6 +109,12 @@ pub mod __private {
     pub use crate::error::HandlerError;
     pub use crate::event::{is_valid_event_type, Event};
     pub use crate::registry::{EventRegistration, SubscriberRegistration};
+    pub use crate::schema::model::{
+        FieldSchema, PayloadSchema, Presence, RuleSchema, SchemaOf, TenantRule, TypeSchema,
+        ViaAny, ViaSchema,
+    };
+    pub use crate::schema::{payload_schema, Schema};
+    pub use ::serde_json::Value as JsonValue;
     pub use crate::subscriber::{Ordering, StartFrom, SubscriberOptions};
     pub use crate::validation::{rules, ValidationErrors};
 

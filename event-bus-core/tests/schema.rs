@@ -11,7 +11,9 @@ use event_bus_core::schema::{
     self, check_compatible, IncompatibilityKind, Schema, SchemaSnapshot, SnapshotError,
     SnapshotProblem,
 };
-use event_bus_core::{Bus, Context, Envelope, Event, HandlerError, MemoryBus, RunningBus, Subscriber};
+use event_bus_core::{
+    Bus, Context, Envelope, Event, HandlerError, MemoryBus, RunningBus, Subscriber,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -103,7 +105,10 @@ pub struct Flattened {
 #[test]
 fn the_payload_is_described_field_by_field() {
     let schema = schema::json_schema::<Shapes>();
-    assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
     assert_eq!(schema["title"], "SCHEMA_SHAPES");
     assert_eq!(schema["x-event-bus-version"], 3);
     assert_eq!(
@@ -123,8 +128,14 @@ fn the_payload_is_described_field_by_field() {
         p["tenant"],
         json!({"type": "string", "minLength": 1, "description": "The tenant, any non-empty string."})
     );
-    assert_eq!(p["count"], json!({"type": "integer", "minimum": 0, "maximum": 255}));
-    assert_eq!(p["tags"], json!({"type": "array", "items": {"type": "string"}, "maxItems": 5}));
+    assert_eq!(
+        p["count"],
+        json!({"type": "integer", "minimum": 0, "maximum": 255})
+    );
+    assert_eq!(
+        p["tags"],
+        json!({"type": "array", "items": {"type": "string"}, "maxItems": 5})
+    );
     assert_eq!(
         p["labels"],
         json!({"type": "array", "items": {"type": "string"}, "uniqueItems": true})
@@ -135,7 +146,10 @@ fn the_payload_is_described_field_by_field() {
     );
     assert_eq!(p["at"], json!({"type": "string", "format": "date-time"}));
     assert_eq!(p["day"], json!({"type": "string", "format": "date"}));
-    assert_eq!(p["pair"], json!({"type": "array", "minItems": 2, "maxItems": 2}));
+    assert_eq!(
+        p["pair"],
+        json!({"type": "array", "minItems": 2, "maxItems": 2})
+    );
     // `none_as_null`: `None` is written as null.
     assert_eq!(p["note"], json!({"type": ["string", "null"]}));
     assert_eq!(p["address"]["required"], json!(["city"]));
@@ -207,7 +221,10 @@ fn the_schemas_are_valid_json_schemas_that_accept_what_serde_writes() {
     let encoded = event_bus_core::transport::encode(shapes.clone()).unwrap();
     let value: Value = serde_json::from_str(&encoded.json).unwrap();
     let validator = validator(&schema::json_schema::<Shapes>());
-    let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| e.to_string())
+        .collect();
     assert!(errors.is_empty(), "{errors:?}\n{value:#}");
 
     // What the rules refuse, the schema refuses.
@@ -255,7 +272,10 @@ async fn what_the_memory_bus_writes_matches_the_registry_schema() {
         .unwrap();
     let running = bus.start().await.unwrap();
     let tenant_id = Uuid::new_v4();
-    for (i, changes) in [None, Some(json!({"status": "open"}))].into_iter().enumerate() {
+    for (i, changes) in [None, Some(json!({"status": "open"}))]
+        .into_iter()
+        .enumerate()
+    {
         bus.publish(TicketUpdated {
             tenant_id,
             ticket_id: Uuid::new_v4(),
@@ -276,7 +296,10 @@ async fn what_the_memory_bus_writes_matches_the_registry_schema() {
     let validator = validator(&schema);
     for letter in &letters {
         let value: Value = serde_json::from_slice(&letter.payload).unwrap();
-        let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{errors:?}: {value}");
         // An absent change is absent on the wire, and the schema does not require it.
         if value["payload"].get("changes").is_none() {
@@ -400,14 +423,14 @@ fn every_kind_of_break_is_reported() {
     let found = kinds_at(&old, &new);
     let expect = [
         ("payload.userId", FieldRemoved),
-        ("payload.title", RangeNarrowed), // minLength 1 -> 2
-        ("payload.title", RuleAdded),     // custom = no_spaces
-        ("payload.score", TypeNarrowed),  // number -> integer
-        ("payload.score", RangeNarrowed), // maximum 100 -> 50
+        ("payload.title", RangeNarrowed),      // minLength 1 -> 2
+        ("payload.title", RuleAdded),          // custom = no_spaces
+        ("payload.score", TypeNarrowed),       // number -> integer
+        ("payload.score", RangeNarrowed),      // maximum 100 -> 50
         ("payload.externalId", FormatChanged), // uuid added
-        ("payload.note", FieldRequired),  // Option<String> -> String
-        ("payload.priority", FieldRequired), // a new required field
-        ("payload", UnknownFieldsRefused), // deny_unknown_fields
+        ("payload.note", FieldRequired),       // Option<String> -> String
+        ("payload.priority", FieldRequired),   // a new required field
+        ("payload", UnknownFieldsRefused),     // deny_unknown_fields
     ];
     for (path, kind) in expect {
         assert!(
@@ -479,8 +502,14 @@ fn a_snapshot_is_written_on_request_then_holds() {
 
     // A new event type needs its file.
     let found = problems(snapshot.check_schemas(v1.clone()));
-    assert!(matches!(&found[..], [SnapshotProblem::New { event_type }] if event_type == "EVOLVING"));
-    let report = snapshot.clone().update(true).check_schemas(v1.clone()).unwrap();
+    assert!(
+        matches!(&found[..], [SnapshotProblem::New { event_type }] if event_type == "EVOLVING")
+    );
+    let report = snapshot
+        .clone()
+        .update(true)
+        .check_schemas(v1.clone())
+        .unwrap();
     assert_eq!(report.written, ["EVOLVING"]);
     assert!(dir.join("EVOLVING.json").is_file());
     let report = snapshot.check_schemas(v1.clone()).unwrap();
@@ -492,12 +521,18 @@ fn a_snapshot_is_written_on_request_then_holds() {
     assert!(matches!(&found[..], [SnapshotProblem::OutOfDate { .. }]));
     let message = SnapshotError::Mismatch(found).to_string();
     assert!(message.contains("EVENT_BUS_UPDATE_SCHEMAS=1"), "{message}");
-    snapshot.clone().update(true).check_schemas(wider.clone()).unwrap();
+    snapshot
+        .clone()
+        .update(true)
+        .check_schemas(wider.clone())
+        .unwrap();
     snapshot.check_schemas(wider).unwrap();
 
     // A retired event type: its file must be deleted by hand.
     let found = problems(snapshot.clone().update(true).check_schemas(BTreeMap::new()));
-    assert!(matches!(&found[..], [SnapshotProblem::Removed { event_type, .. }] if event_type == "EVOLVING"));
+    assert!(
+        matches!(&found[..], [SnapshotProblem::Removed { event_type, .. }] if event_type == "EVOLVING")
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -521,11 +556,17 @@ fn a_breaking_change_fails_even_when_updating() {
         [SnapshotProblem::Breaking { version: 1, incompatibilities, .. }] if incompatibilities.len() >= 9
     ));
     assert!(message.contains("BREAKING"), "{message}");
-    assert!(message.contains("payload.userId: field removed"), "{message}");
+    assert!(
+        message.contains("payload.userId: field removed"),
+        "{message}"
+    );
     assert!(message.contains("EVOLVING_V2"), "{message}");
     assert!(message.contains("#[event(version = 2)]"), "{message}");
     // The snapshot is untouched.
-    assert_eq!(std::fs::read_to_string(dir.join("EVOLVING.json")).unwrap(), before);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("EVOLVING.json")).unwrap(),
+        before
+    );
 
     // The escape hatches. A new event type beside the old one is additive:
     let mut both = schemas(schema::json_schema::<v1::Evolving>());
@@ -545,7 +586,12 @@ fn a_breaking_change_fails_even_when_updating() {
         &acknowledged["EVOLVING"]
     )
     .is_err());
-    let found = problems(snapshot.clone().update(false).check_schemas(acknowledged.clone()));
+    let found = problems(
+        snapshot
+            .clone()
+            .update(false)
+            .check_schemas(acknowledged.clone()),
+    );
     assert!(matches!(&found[..], [SnapshotProblem::OutOfDate { .. }]));
     let report = snapshot.check_schemas(acknowledged.clone()).unwrap();
     assert_eq!(report.written, ["EVOLVING"]);

@@ -94,7 +94,12 @@ fn doc(attrs: &[Attribute]) -> String {
             },
             _ => None,
         })
-        .map(|line| line.strip_prefix(' ').unwrap_or(&line).trim_end().to_owned())
+        .map(|line| {
+            line.strip_prefix(' ')
+                .unwrap_or(&line)
+                .trim_end()
+                .to_owned()
+        })
         .collect();
     lines.join("\n").trim().to_owned()
 }
@@ -148,16 +153,14 @@ fn serde_flags(attrs: &[Attribute]) -> SerdeFlags {
 /// One rule, as `__private::RuleSchema`.
 fn rule(rule: &Rule) -> TokenStream {
     let p = quote!(::event_bus_core::__private);
-    let some_u64 = |lit: &Option<syn::LitInt>| match lit
-        .as_ref()
-        .and_then(|l| l.base10_parse::<u64>().ok())
-    {
-        Some(n) => {
-            let n = Literal::u64_suffixed(n);
-            quote!(::core::option::Option::Some(#n))
-        }
-        None => quote!(::core::option::Option::None),
-    };
+    let some_u64 =
+        |lit: &Option<syn::LitInt>| match lit.as_ref().and_then(|l| l.base10_parse::<u64>().ok()) {
+            Some(n) => {
+                let n = Literal::u64_suffixed(n);
+                quote!(::core::option::Option::Some(#n))
+            }
+            None => quote!(::core::option::Option::None),
+        };
     let some_text = |expr: &Option<Box<Expr>>| match expr.as_deref().and_then(number_text) {
         Some(text) => quote!(::core::option::Option::Some(#text)),
         None => quote!(::core::option::Option::None),
@@ -295,10 +298,7 @@ fn named(ty: &Type) -> TokenStream {
     let p = quote!(::event_bus_core::__private);
     let rust = ty.to_token_stream().to_string().replace(' ', "");
     // A type naming `Self` cannot be named inside the lookup function (and would recurse).
-    let mentions_self = ty
-        .to_token_stream()
-        .into_iter()
-        .any(|t| contains_self(&t));
+    let mentions_self = ty.to_token_stream().into_iter().any(|t| contains_self(&t));
     let lookup = if mentions_self {
         quote!(::core::option::Option::None)
     } else {

@@ -169,9 +169,9 @@ pub fn asyncapi(app: &AppInfo) -> Value {
             };
             let key = unique(&channels, key);
             let description = match app.layout {
-                StreamLayout::PerChannel => format!(
-                    "The stream of {event_type} events on channel `{channel}`."
-                ),
+                StreamLayout::PerChannel => {
+                    format!("The stream of {event_type} events on channel `{channel}`.")
+                }
                 _ => format!(
                     "The stream of {event_type} events; each entry names its channel \
                      (declared: {}).",

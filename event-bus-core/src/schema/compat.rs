@@ -144,7 +144,8 @@ fn unwrap_nullable(schema: &Value) -> (Map<String, Value>, bool) {
 /// The JSON types a schema accepts, without `null`; `None`: any.
 fn types(map: &Map<String, Value>) -> Option<Vec<String>> {
     match map.get("type")? {
-        Value::String(t) => Some(vec![t.clone()].into_iter().filter(|t| t != "null").collect()),
+        Value::String(t) if t == "null" => Some(Vec::new()),
+        Value::String(t) => Some(vec![t.clone()]),
         Value::Array(list) => Some(
             list.iter()
                 .filter_map(Value::as_str)
@@ -238,7 +239,12 @@ fn compare(path: &str, old: &Value, new: &Value, out: &mut Vec<Incompatibility>)
         if let Some(n) = new.get(key) {
             match old.get(key) {
                 Some(o) if o == n => {}
-                Some(o) => push(out, path, FormatChanged, format!("{key} changed from {o} to {n}")),
+                Some(o) => push(
+                    out,
+                    path,
+                    FormatChanged,
+                    format!("{key} changed from {o} to {n}"),
+                ),
                 None => push(out, path, FormatChanged, format!("{key} {n} added")),
             }
         }
@@ -250,7 +256,12 @@ fn compare(path: &str, old: &Value, new: &Value, out: &mut Vec<Incompatibility>)
     }
     if let Some(n) = new.get("const") {
         if old.get("const") != Some(n) {
-            push(out, path, ValuesNarrowed, format!("const {n} added or changed"));
+            push(
+                out,
+                path,
+                ValuesNarrowed,
+                format!("const {n} added or changed"),
+            );
         }
     }
     if let Some(Value::Array(n)) = new.get("enum") {
@@ -276,7 +287,12 @@ fn compare(path: &str, old: &Value, new: &Value, out: &mut Vec<Incompatibility>)
     }
     if let Some(n) = new.get("not") {
         if old.get("not") != Some(n) {
-            push(out, path, ValuesNarrowed, format!("not {n} added or changed"));
+            push(
+                out,
+                path,
+                ValuesNarrowed,
+                format!("not {n} added or changed"),
+            );
         }
     }
     if let Some(Value::Array(n)) = new.get(RULES_KEYWORD) {
@@ -303,12 +319,23 @@ fn compare(path: &str, old: &Value, new: &Value, out: &mut Vec<Incompatibility>)
 
     // Objects.
     let empty = Map::new();
-    let old_props = old.get("properties").and_then(Value::as_object).unwrap_or(&empty);
-    let new_props = new.get("properties").and_then(Value::as_object).unwrap_or(&empty);
+    let old_props = old
+        .get("properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let new_props = new
+        .get("properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let required = |map: &Map<String, Value>| -> Vec<String> {
         map.get("required")
             .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|r| {
+                r.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let (old_req, new_req) = (required(&old), required(&new));
@@ -334,7 +361,10 @@ fn compare(path: &str, old: &Value, new: &Value, out: &mut Vec<Incompatibility>)
         };
         push(out, &join(path, name), FieldRequired, message.to_owned());
     }
-    match (old.get("additionalProperties"), new.get("additionalProperties")) {
+    match (
+        old.get("additionalProperties"),
+        new.get("additionalProperties"),
+    ) {
         (_, None) | (_, Some(Value::Bool(true))) => {}
         (Some(Value::Bool(false)), Some(Value::Bool(false))) => {}
         (_, Some(Value::Bool(false))) => push(
@@ -352,7 +382,12 @@ fn compare(path: &str, old: &Value, new: &Value, out: &mut Vec<Incompatibility>)
     // Arrays.
     if let Some(n) = new.get("items") {
         let any = Value::Object(Map::new());
-        compare(&format!("{path}[]"), old.get("items").unwrap_or(&any), n, out);
+        compare(
+            &format!("{path}[]"),
+            old.get("items").unwrap_or(&any),
+            n,
+            out,
+        );
     }
 }
 

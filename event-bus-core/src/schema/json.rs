@@ -122,9 +122,8 @@ pub(crate) fn payload_schema(payload: &PayloadSchema) -> Value {
         if is_option && none_as_null {
             schema = nullable(schema);
         }
-        let optional = is_option
-            || payload.container_default
-            || matches!(field.presence, Presence::Optional);
+        let optional =
+            is_option || payload.container_default || matches!(field.presence, Presence::Optional);
         if !optional {
             required.push(Value::from(field.name));
         }
@@ -264,7 +263,10 @@ pub(crate) fn nullable(schema: Value) -> Value {
 fn kind(map: &Map<String, Value>) -> Option<&str> {
     match map.get("type")? {
         Value::String(t) => Some(t),
-        Value::Array(types) => types.iter().filter_map(Value::as_str).find(|t| *t != "null"),
+        Value::Array(types) => types
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null"),
         _ => None,
     }
 }
@@ -350,13 +352,21 @@ fn apply_rule(map: &mut Map<String, Value>, rule: &RuleSchema) {
 }
 
 fn raise_min(map: &mut Map<String, Value>, key: &str, min: u64) {
-    if map.get(key).and_then(Value::as_u64).is_none_or(|old| min > old) {
+    if map
+        .get(key)
+        .and_then(Value::as_u64)
+        .is_none_or(|old| min > old)
+    {
         map.insert(key.into(), min.into());
     }
 }
 
 fn lower_max(map: &mut Map<String, Value>, key: &str, max: u64) {
-    if map.get(key).and_then(Value::as_u64).is_none_or(|old| max < old) {
+    if map
+        .get(key)
+        .and_then(Value::as_u64)
+        .is_none_or(|old| max < old)
+    {
         map.insert(key.into(), max.into());
     }
 }
@@ -382,12 +392,27 @@ mod tests {
         let mut string = json!({"type": "string"});
         let map = string.as_object_mut().unwrap_or_else(|| unreachable!());
         apply_rule(map, &RuleSchema::NonEmpty);
-        apply_rule(map, &RuleSchema::Length { min: None, max: Some(8) });
-        assert_eq!(string, json!({"type": "string", "minLength": 1, "maxLength": 8}));
+        apply_rule(
+            map,
+            &RuleSchema::Length {
+                min: None,
+                max: Some(8),
+            },
+        );
+        assert_eq!(
+            string,
+            json!({"type": "string", "minLength": 1, "maxLength": 8})
+        );
 
         let mut any = json!({});
         let map = any.as_object_mut().unwrap_or_else(|| unreachable!());
-        apply_rule(map, &RuleSchema::Length { min: None, max: Some(2) });
+        apply_rule(
+            map,
+            &RuleSchema::Length {
+                min: None,
+                max: Some(2),
+            },
+        );
         assert_eq!(
             any,
             json!({"maxLength": 2, "maxItems": 2, "maxProperties": 2})
@@ -395,8 +420,17 @@ mod tests {
 
         let mut int = integer("u32");
         let map = int.as_object_mut().unwrap_or_else(|| unreachable!());
-        apply_rule(map, &RuleSchema::Range { min: Some("1"), max: Some("1440") });
-        assert_eq!(int, json!({"type": "integer", "minimum": 1, "maximum": 1440}));
+        apply_rule(
+            map,
+            &RuleSchema::Range {
+                min: Some("1"),
+                max: Some("1440"),
+            },
+        );
+        assert_eq!(
+            int,
+            json!({"type": "integer", "minimum": 1, "maximum": 1440})
+        );
     }
 
     #[test]

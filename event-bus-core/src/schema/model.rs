@@ -1,7 +1,7 @@
 //! The static description of a payload that `#[derive(Event)]` writes: constant data (field
 //! names, types as the macro read them, rules, doc comments), no code per type beyond one small
 //! function per field of a type the macro does not know. JSON is built from it only when a
-//! schema is exported ([`super::json`]).
+//! schema is exported.
 //!
 //! Not public API: generated code reaches these types through `__private`, and they change
 //! without notice. Read schemas through the functions of [`crate::schema`].

@@ -148,7 +148,9 @@ fn describe(problems: &[SnapshotProblem]) -> String {
             }
             SnapshotProblem::New { event_type } => {
                 fixable = true;
-                out.push_str(&format!("\n- {event_type}: new event type, no snapshot yet"));
+                out.push_str(&format!(
+                    "\n- {event_type}: new event type, no snapshot yet"
+                ));
             }
             SnapshotProblem::Removed { event_type, path } => out.push_str(&format!(
                 "\n- {event_type}: no longer registered; if it is retired, delete {}",
@@ -224,7 +226,11 @@ impl SchemaSnapshot {
         &self,
         schemas: BTreeMap<String, Value>,
     ) -> Result<SnapshotReport, SnapshotError> {
-        let wanted = |name: &str| self.only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
+        let wanted = |name: &str| {
+            self.only
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|n| n == name))
+        };
         let mut report = SnapshotReport::default();
         let mut problems = Vec::new();
         let mut writes: Vec<(String, &Value)> = Vec::new();
@@ -325,12 +331,11 @@ impl SchemaSnapshot {
         };
         std::fs::create_dir_all(&self.dir).map_err(io_error(&self.dir))?;
         let path = self.file(event_type);
-        let mut text = serde_json::to_string_pretty(schema).map_err(|source| {
-            SnapshotError::Invalid {
+        let mut text =
+            serde_json::to_string_pretty(schema).map_err(|source| SnapshotError::Invalid {
                 path: path.clone(),
                 source,
-            }
-        })?;
+            })?;
         text.push('\n');
         std::fs::write(&path, text).map_err(io_error(&path))
     }

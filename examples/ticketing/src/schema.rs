@@ -32,9 +32,7 @@ mod tests {
     use serde_json::{json, Value};
     use uuid::Uuid;
 
-    use crate::events::{
-        InvoiceGenerated, TicketUpdated, TimeEntrySubmitted, EVENT_TYPES,
-    };
+    use crate::events::{InvoiceGenerated, TicketUpdated, TimeEntrySubmitted, EVENT_TYPES};
     use crate::subscribers;
 
     fn validator(event_type: &str) -> jsonschema::Validator {
@@ -121,7 +119,11 @@ mod tests {
         let value = serde_json::to_value(Envelope::new(invoice)).expect("serialises");
         assert_eq!(
             errors(InvoiceGenerated::EVENT_TYPE, &value),
-            ["/payload/currency", "/payload/tenantId", "/payload/totalCents"]
+            [
+                "/payload/currency",
+                "/payload/tenantId",
+                "/payload/totalCents"
+            ]
         );
 
         // A ticket update with too many changes (length(max = 64) on a map), a missing field,
@@ -157,7 +159,10 @@ mod tests {
     fn the_schemas_say_what_the_derive_checks() {
         let schema = schema::json_schema_for("TICKET_UPDATED").expect("registered");
         let payload = &schema["properties"]["payload"];
-        assert_eq!(payload["required"], json!(["tenantId", "ticketId", "userId"]));
+        assert_eq!(
+            payload["required"],
+            json!(["tenantId", "ticketId", "userId"])
+        );
         let changes = &payload["properties"]["changes"];
         // `Option<Changes>`: optional, not nullable (an absent change is absent on the wire);
         // the alias resolves to serde_json's map; the custom rule is named.
@@ -169,11 +174,17 @@ mod tests {
         );
         let tenant = &payload["properties"]["tenantId"];
         assert_eq!(tenant["format"], "uuid");
-        assert_eq!(tenant["not"], json!({"const": "00000000-0000-0000-0000-000000000000"}));
+        assert_eq!(
+            tenant["not"],
+            json!({"const": "00000000-0000-0000-0000-000000000000"})
+        );
 
         let schema = schema::json_schema_for("TIME_ENTRY_SUBMITTED").expect("registered");
         let fields = &schema["properties"]["payload"]["properties"];
-        assert_eq!(fields["workDate"], json!({"type": "string", "format": "date"}));
+        assert_eq!(
+            fields["workDate"],
+            json!({"type": "string", "format": "date"})
+        );
         assert_eq!(fields["minutes"]["minimum"], 1);
         assert_eq!(fields["minutes"]["maximum"], 1440);
         assert_eq!(fields["notes"]["minLength"], 1);
@@ -204,7 +215,10 @@ mod tests {
         assert_eq!(doc["asyncapi"], "3.0.0");
         let channels = doc["channels"].as_object().expect("channels");
         assert_eq!(channels.len(), EVENT_TYPES.len());
-        assert_eq!(channels["TICKET_UPDATED"]["address"], "event:TICKET_UPDATED");
+        assert_eq!(
+            channels["TICKET_UPDATED"]["address"],
+            "event:TICKET_UPDATED"
+        );
         let operations = doc["operations"].as_object().expect("operations");
         for name in subscribers::ALL {
             let op = &operations[name];
@@ -221,7 +235,10 @@ mod tests {
             "#/channels/TICKET_UPDATED"
         );
         let message = &doc["components"]["messages"]["TICKET_UPDATED"];
-        assert_eq!(message["payload"]["properties"]["eventType"]["const"], "TICKET_UPDATED");
+        assert_eq!(
+            message["payload"]["properties"]["eventType"]["const"],
+            "TICKET_UPDATED"
+        );
 
         // The seed's layout: one stream per channel and event type.
         let seed = schema::asyncapi(
@@ -254,9 +271,7 @@ mod tests {
                 .args(["ci", "--no-audit", "--no-fund"])
                 .current_dir(&dir)
                 .status()
-                .unwrap_or_else(|e| {
-                    panic!("cannot run npm (install Node.js 20+ with npm): {e}")
-                });
+                .unwrap_or_else(|e| panic!("cannot run npm (install Node.js 20+ with npm): {e}"));
             assert!(status.success(), "`npm ci` failed in {}", dir.display());
         }
         dir.join("check.mjs")

@@ -388,6 +388,8 @@ mod v2_acknowledged {
     }
 }
 
+// A custom rule takes `&FieldType`.
+#[allow(clippy::ptr_arg)]
 pub fn no_spaces(value: &String) -> Result<(), String> {
     if value.contains(' ') {
         Err("no spaces".to_owned())

@@ -82,6 +82,12 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// missing `Option` field as `None` either way.
     const OMIT_NONE: bool = true;
 
+    /// The payload's description for [`crate::schema`]: fields, types, rules. Not public API:
+    /// `#[derive(Event)]` writes it.
+    #[doc(hidden)]
+    const __SCHEMA: &'static crate::schema::model::PayloadSchema =
+        &crate::schema::model::PayloadSchema::UNDESCRIBED;
+
     /// Checks the tenant and every field rule, and reports all failures at once.
     fn validate(&self) -> Result<(), ValidationErrors>;
 

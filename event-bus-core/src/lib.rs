@@ -60,6 +60,7 @@ mod metrics;
 mod omit_none;
 mod publish;
 mod registry;
+pub mod schema;
 mod stats;
 mod subscriber;
 mod trace;
@@ -111,8 +112,17 @@ pub mod __private {
     pub use crate::error::HandlerError;
     pub use crate::event::{is_valid_event_type, Event};
     pub use crate::registry::{EventRegistration, SubscriberRegistration};
+    pub use crate::schema::model::{
+        FieldSchema, PayloadSchema, Presence, RuleSchema, SchemaOf, TenantRule, TypeSchema, ViaAny,
+        ViaSchema,
+    };
+    pub use crate::schema::{payload_schema, Schema};
     pub use crate::subscriber::{Ordering, StartFrom, SubscriberOptions};
     pub use crate::validation::{rules, ValidationErrors};
+
+    /// `serde_json::Value`, as an alias: a re-export would make compiler messages name the
+    /// type by this path.
+    pub type JsonValue = ::serde_json::Value;
 
     /// `a == b`, usable in constants.
     pub const fn str_eq(a: &str, b: &str) -> bool {

@@ -21,6 +21,9 @@ pub struct EventRegistration {
     pub channels: &'static [&'static str],
     /// Decodes and validates an envelope of this type from JSON.
     pub decode: fn(&[u8]) -> Result<EventMeta, Failure>,
+    /// The payload's description, read by [`crate::schema`]. Not public API.
+    #[doc(hidden)]
+    pub schema: &'static crate::schema::model::PayloadSchema,
 }
 
 impl EventRegistration {
@@ -31,6 +34,7 @@ impl EventRegistration {
             rust_type,
             channels: E::CHANNELS,
             decode: decode_meta::<E>,
+            schema: E::__SCHEMA,
         }
     }
 }

@@ -4,11 +4,14 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{Data, DeriveInput, Expr, ExprLit, Fields, Ident, Lit, LitFloat, LitStr, Type};
+use syn::{
+    Attribute, Data, DeriveInput, Expr, ExprLit, Fields, Ident, Lit, LitFloat, LitStr, Type,
+};
 
 use crate::attr::{self, Rule};
 use crate::case::{self, RenameRule};
 use crate::ctxt::Ctxt;
+use crate::schema::{self, SchemaField};
 
 /// The checked model of an event struct.
 struct Model<'a> {
@@ -23,6 +26,10 @@ struct Model<'a> {
     channels: Option<Vec<LitStr>>,
     /// `#[event(none_as_null)]`
     none_as_null: bool,
+    /// `#[event(version = N)]` (default 1)
+    version: u32,
+    /// The struct's attributes, for the schema (doc comment, serde flags).
+    attrs: &'a [Attribute],
     fields: Vec<FieldModel<'a>>,
 }
 
@@ -32,6 +39,8 @@ struct FieldModel<'a> {
     /// The field's name in JSON.
     json_name: String,
     attrs: attr::Field,
+    /// The field's attributes, for the schema (doc comment, serde flags).
+    raw_attrs: &'a [Attribute],
 }
 
 /// Expands `#[derive(Event)]`.
@@ -145,6 +154,7 @@ fn build<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Option<Model<'a>> {
                 ty: &field.ty,
                 json_name,
                 attrs,
+                raw_attrs: &field.attrs,
             }
         })
         .collect();
@@ -206,6 +216,8 @@ fn build<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Option<Model<'a>> {
         any_string,
         channels: container.channels,
         none_as_null: container.none_as_null.is_some(),
+        version: container.version.unwrap_or(1),
+        attrs: &input.attrs,
         fields,
     })
 }
@@ -303,6 +315,25 @@ fn generate(model: &Model<'_>) -> TokenStream {
         .map(|(field, rule)| rule_check(field, rule, &errors))
         .collect();
 
+    let schema_fields: Vec<SchemaField<'_>> = model
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, field)| SchemaField {
+            json_name: &field.json_name,
+            ty: field.ty,
+            attrs: field.raw_attrs,
+            rules: &field.attrs.rules,
+            tenant: (i == model.tenant).then_some(model.any_string.is_some()),
+        })
+        .collect();
+    let schema = schema::payload(
+        model.attrs,
+        model.version,
+        model.none_as_null,
+        &schema_fields,
+    );
+
     let type_name = unraw(ident);
     quote! {
         const _: () = {
@@ -316,6 +347,7 @@ fn generate(model: &Model<'_>) -> TokenStream {
                 const EVENT_TYPE: &'static str = #event_type;
                 #channels
                 #omit_none
+                const __SCHEMA: &'static #private::PayloadSchema = #schema;
 
                 #[inline]
                 fn tenant_id(&self) -> #private::Uuid {
@@ -340,6 +372,13 @@ fn generate(model: &Model<'_>) -> TokenStream {
                     #private::rules::#tenant_check(#tenant_fn(self), #tenant_path, &mut #errors);
                     #(#rule_checks)*
                     #errors.into_result()
+                }
+            }
+
+            #[automatically_derived]
+            impl #private::Schema for #ident {
+                fn json_schema() -> #private::JsonValue {
+                    #private::payload_schema(<Self as #private::Event>::__SCHEMA)
                 }
             }
 

@@ -10,6 +10,7 @@ mod attr;
 mod case;
 mod ctxt;
 mod event;
+mod schema;
 mod subscriber;
 
 use proc_macro::TokenStream;
@@ -22,6 +23,8 @@ use syn::{parse_macro_input, DeriveInput};
 /// - `#[event(channels("global", "emailservice::v7"))]` on the struct sets the channels a
 ///   publish writes to (`Event::CHANNELS`; default: `global`): at least one, each non-empty,
 ///   without whitespace, listed once.
+/// - `#[event(version = N)]` on the struct: the schema version (default 1), raised to
+///   acknowledge a breaking change of the payload (see `event_bus_core::schema`).
 /// - `#[event(none_as_null)]` on the struct writes `None` fields as `null` (`Event::OMIT_NONE`
 ///   is `false`); by default they are left out of the payload.
 /// - The tenant is the field `tenant_id`, or the one marked `#[event(tenant)]`; it must hold a

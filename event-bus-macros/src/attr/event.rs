@@ -13,9 +13,9 @@ use syn::{Attribute, Expr, ExprLit, Lit, LitStr, Token};
 use super::rule::{parse_rule, Rule};
 use super::symbol::{
     ANY_STRING, CHANNELS, CONTAINER_KEYS, DESERIALIZE, EVENT, FIELD_KEYS, NAME, NONE_AS_NULL,
-    RENAME, RENAME_ALL, RULES, SERDE, SERIALIZE, TENANT, VALIDATE,
+    RENAME, RENAME_ALL, RULES, SERDE, SERIALIZE, TENANT, VALIDATE, VERSION,
 };
-use super::{check_channel, is_bare, key_of, skip_value, value_str, Once};
+use super::{check_channel, is_bare, key_of, skip_value, value_int, value_str, Once};
 use crate::case::RenameRule;
 use crate::ctxt::Ctxt;
 
@@ -29,6 +29,8 @@ pub(crate) struct Container {
     pub(crate) none_as_null: Option<syn::Path>,
     /// `#[serde(rename_all = "...")]` (the deserialize side when split)
     pub(crate) rename_all: Option<RenameRule>,
+    /// `#[event(version = N)]`: the schema version (at least 1).
+    pub(crate) version: Option<u32>,
 }
 
 const CHANNELS_EXAMPLE: &str = "#[event(channels(\"global\", \"internal-notifications\"))]";
@@ -39,6 +41,7 @@ impl Container {
         let mut name = Once::new("attribute", NAME);
         let mut channels = Once::new("attribute", CHANNELS);
         let mut none_as_null = Once::new("attribute", NONE_AS_NULL);
+        let mut version = Once::new("attribute", VERSION);
         let mut rename_all = None;
         for attr in attrs {
             if attr.path().is_ident(EVENT) {
@@ -60,6 +63,10 @@ impl Container {
                             skip_value(&meta)?;
                         }
                         none_as_null.set(cx, &meta.path, meta.path.clone());
+                    } else if meta.path.is_ident(VERSION) {
+                        if let Some((_, n)) = value_int::<u32>(cx, &meta, 1, "#[event(version = 2)]")? {
+                            version.set(cx, &meta.path, n);
+                        }
                     } else if meta.path.is_ident(TENANT) || meta.path.is_ident(VALIDATE) {
                         cx.error_spanned_by(
                             &meta.path,
@@ -98,6 +105,7 @@ impl Container {
             channels: channels.get(),
             none_as_null: none_as_null.get(),
             rename_all,
+            version: version.get(),
         }
     }
 }
@@ -147,11 +155,14 @@ impl Field {
                     } else if meta.path.is_ident(NAME)
                         || meta.path.is_ident(CHANNELS)
                         || meta.path.is_ident(NONE_AS_NULL)
+                        || meta.path.is_ident(VERSION)
                     {
                         let example = if meta.path.is_ident(NAME) {
                             "name = \"...\""
                         } else if meta.path.is_ident(CHANNELS) {
                             "channels(\"...\")"
+                        } else if meta.path.is_ident(VERSION) {
+                            "version = 2"
                         } else {
                             "none_as_null"
                         };

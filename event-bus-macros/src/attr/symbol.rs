@@ -21,6 +21,8 @@ pub(crate) const ANY_STRING: &str = "any_string";
 pub(crate) const CHANNELS: &str = "channels";
 /// `#[event(none_as_null)]` on the struct.
 pub(crate) const NONE_AS_NULL: &str = "none_as_null";
+/// `#[event(version = N)]` on the struct.
+pub(crate) const VERSION: &str = "version";
 
 /// `validate(non_empty)`
 pub(crate) const NON_EMPTY: &str = "non_empty";
@@ -60,7 +62,7 @@ pub(crate) const CHANNEL: &str = "channel";
 pub(crate) const DEDUPE: &str = "dedupe";
 
 /// The struct-level keys of `#[event(...)]`, for messages.
-pub(crate) const CONTAINER_KEYS: &str = "name, channels, none_as_null";
+pub(crate) const CONTAINER_KEYS: &str = "name, channels, none_as_null, version";
 /// The field-level keys of `#[event(...)]`, for messages.
 pub(crate) const FIELD_KEYS: &str = "tenant, tenant(any_string), validate";
 /// The rules of `validate(...)`, for messages.

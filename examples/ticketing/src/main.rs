@@ -6,6 +6,7 @@
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run -p ticketing       # the same code on Redis
 //! RUST_LOG=info cargo run -p ticketing                          # with the bus's own logs
 //! cargo run -p ticketing -- --metrics-addr 127.0.0.1:9000       # serve the bus's metrics
+//! cargo run -p ticketing -- --asyncapi                          # the AsyncAPI document, then exit
 //! ```
 //!
 //! Where to look: `events.rs` (the ten payload types), `subscribers.rs` (the handlers),
@@ -18,6 +19,7 @@ mod bus;
 mod day;
 mod events;
 mod metrics;
+mod schema;
 mod seed;
 mod state;
 mod subscribers;
@@ -42,6 +44,20 @@ const DEFAULT_LOG: &str = "warn,event_bus_core=error,event_bus_redis=error";
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // `--asyncapi`: the application's AsyncAPI document (from the registry: no bus is built).
+    if std::env::args().skip(1).any(|arg| arg == "--asyncapi") {
+        return match serde_json::to_string_pretty(&schema::asyncapi()) {
+            Ok(doc) => {
+                println!("{doc}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("cannot write the AsyncAPI document: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+
     // The demo tells its own story on stdout; the bus's logs go to stderr, and only when asked
     // for (the expected dead letter would otherwise be logged as a warning).
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -72,7 +88,7 @@ async fn main() -> ExitCode {
         .ok()
         .filter(|url| !url.is_empty());
     let code = match demo(redis_url.as_deref()).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("\nticketing demo FAILED: {error}");
             ExitCode::FAILURE
@@ -87,9 +103,9 @@ async fn main() -> ExitCode {
     code
 }
 
-/// The whole demo, on Redis when `redis_url` is given. `Err` when anything did not go as the
-/// script says.
-async fn demo(redis_url: Option<&str>) -> Result<(), BoxError> {
+/// The whole demo, on Redis when `redis_url` is given; returns the application's state at the
+/// end. `Err` when anything did not go as the script says.
+async fn demo(redis_url: Option<&str>) -> Result<App, BoxError> {
     let day = day::day_plan();
     let app = App {
         directory: state::Directory {
@@ -131,7 +147,8 @@ async fn demo(redis_url: Option<&str>) -> Result<(), BoxError> {
 
     print_summary(&app, &day);
     check(&app, &day, &expected, &stats)?;
-    seed::beside_the_seed(&day, redis.as_ref()).await
+    seed::beside_the_seed(&day, redis.as_ref()).await?;
+    Ok(app)
 }
 
 /// The demo on any bus: start, the story, shutdown. Returns what the bus counted.

@@ -155,6 +155,8 @@ pub struct AuditEntry {
     pub tenant_id: Uuid,
     pub event_type: String,
     pub at: DateTime<Utc>,
+    /// The event as the wire carries it: its envelope, encoded as a publish writes it.
+    pub json: String,
 }
 
 /// The audit trail, keyed by event id: delivery is at-least-once, so recording an event twice
@@ -168,6 +170,12 @@ impl AuditLog {
     /// Records an event; `false` when it was already there (a redelivery).
     pub fn record(&self, event_id: Uuid, entry: AuditEntry) -> bool {
         lock(&self.entries).insert(event_id, entry).is_none()
+    }
+
+    /// Every event recorded, in event-id order (the schema tests read them).
+    #[cfg(test)]
+    pub fn entries(&self) -> Vec<AuditEntry> {
+        lock(&self.entries).values().cloned().collect()
     }
 
     pub fn count(&self, tenant_id: Uuid) -> usize {

@@ -194,10 +194,15 @@ fn audit<E: Event>(
     log: &AuditLog,
     board: &Scoreboard,
 ) -> Result<(), HandlerError> {
+    // The envelope as a publish writes it (`encode_envelope` keeps its id and timestamp).
+    let json = event_bus_core::transport::encode_envelope(event)
+        .map_err(HandlerError::permanent)?
+        .json;
     let entry = AuditEntry {
         tenant_id: ctx.tenant_id(),
         event_type: event.event_type.clone(),
         at: event.timestamp,
+        json,
     };
     // Keyed by event id, so a redelivery does not write a second line.
     log.record(event.id, entry);

@@ -2,7 +2,7 @@ use event_bus_core::Event;
 
 // Every mistake is reported in one compile.
 #[derive(serde::Serialize, serde::Deserialize, Event)]
-#[event(name = "ticket-updated", version = 2)]
+#[event(name = "ticket-updated", revision = 2)]
 pub struct TicketUpdated {
     #[event(validate(lenght(max = 3)))]
     pub title: String,

@@ -75,6 +75,15 @@ pub(crate) fn envelope(event_type: &str, payload: &PayloadSchema, standalone: bo
                 "description": "When the event was created, written like JavaScript's toISOString()."
             },
             "payload": payload_schema(payload),
+            "traceparent": {
+                "type": "string",
+                "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+                "description": "The W3C trace context of the publisher, when it had one (an invalid one is ignored by readers)."
+            },
+            "tracestate": {
+                "type": "string",
+                "description": "The W3C tracestate beside traceparent, when there is one."
+            },
         }),
     );
     out.insert(VERSION_KEYWORD.into(), payload.version.into());

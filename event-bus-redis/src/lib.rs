@@ -34,6 +34,10 @@ mod retention;
 mod runs;
 mod workflow;
 
+#[doc(hidden)]
+#[path = "fuzzing.rs"]
+pub mod __fuzz;
+
 pub use bus::{RedisBus, RunningRedisBus};
 pub use config::{RedisBusBuilder, Retention, SeedGeneration, SEED_PREFIX};
 pub use groups::ForeignGroup;

@@ -18,7 +18,7 @@ mod maintenance;
 mod reader;
 mod shard;
 
-mod trimming;
+pub(crate) mod trimming;
 
 pub(crate) use shard::{shard_loop, Member};
 

@@ -303,7 +303,7 @@ mod tests {
         ));
         assert!(matches!(build(&[12, 1, 2, 1, b'x']), Value::Push { .. }));
         // Deep nesting stops at MAX_DEPTH.
-        let deep = vec![ARRAY, 1].repeat(1000);
+        let deep = [ARRAY, 1].repeat(1000);
         let mut v = build(&deep);
         let mut depth = 0;
         while let Value::Array(mut items) = v {

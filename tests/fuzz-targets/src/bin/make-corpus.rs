@@ -90,7 +90,7 @@ fn text(v: &Value) -> String {
 }
 
 /// The entries of an `XRANGE` reply, as `(id, fields)`.
-fn entries(v: Value) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+fn entries(v: Value) -> Vec<event_bus_redis::__fuzz::Entry> {
     event_bus_redis::__fuzz::entries(v)
 }
 

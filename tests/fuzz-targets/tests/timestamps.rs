@@ -3,7 +3,7 @@
 //! form to the same instant.
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
-use event_bus_core::transport::decode;
+use event_bus_core::transport::{decode, encode_envelope};
 use event_bus_core::{format_timestamp, Envelope};
 use fuzz_targets::events::Probe;
 use fuzz_targets::targets::to_millis;
@@ -88,6 +88,42 @@ proptest! {
     fn ordering_of_written_timestamps_is_ordering_of_instants(a in instant(), b in instant()) {
         // Fixed-width text sorts like the instants it writes.
         prop_assert_eq!(format_timestamp(&a).cmp(&format_timestamp(&b)), to_millis(a).cmp(&to_millis(b)));
+    }
+}
+
+/// Instants before year 0 or after 9999 (in UTC).
+fn out_of_range() -> impl Strategy<Value = DateTime<Utc>> {
+    let min = DateTime::<Utc>::MIN_UTC.timestamp();
+    let max = DateTime::<Utc>::MAX_UTC.timestamp();
+    prop_oneof![min..-62_167_219_200i64, 253_402_300_800i64..=max]
+        .prop_map(|s| DateTime::from_timestamp(s, 0).unwrap_or_default())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// What could not be read back is not written: the publish fails instead.
+    #[test]
+    fn times_outside_four_digit_years_are_not_written(t in out_of_range()) {
+        let envelope = Envelope::new(Probe { tenant_id: Uuid::from_u128(3), seq: 1, fail_first: 0, fail_in: None })
+            .with_timestamp(t);
+        prop_assert!(encode_envelope(&envelope).is_err());
+        prop_assert!(serde_json::to_string(&envelope).is_err());
+    }
+
+    /// Found while writing the `envelope` target's re-encoding check: an offset can carry a valid
+    /// RFC 3339 time out of the four-digit years in UTC; it was read, then written back in a
+    /// form nothing reads.
+    #[test]
+    fn an_offset_that_leaves_the_four_digit_years_is_refused(minutes in 1..(24 * 60i32)) {
+        let (h, m) = (minutes / 60, minutes % 60);
+        for text in [
+            format!("0000-01-01T00:00:00.000+{h:02}:{m:02}"),
+            format!("9999-12-31T23:59:59.999-{h:02}:{m:02}"),
+        ] {
+            let decoded = decode::<Probe>(envelope_json(&text).as_bytes());
+            prop_assert!(decoded.is_err(), "{} was read", text);
+        }
     }
 }
 

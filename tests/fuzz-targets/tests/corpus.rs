@@ -1,15 +1,22 @@
-//! Replays the seed corpus (`fuzz/corpus/<target>/`) and every input a fuzz run ever crashed on
-//! (`fuzz/regressions/<target>/`) through the targets, on stable: what the fuzzer found stays
-//! fixed without a nightly toolchain.
+//! Replays the seed corpus (`fuzz/corpus/<target>/seed-*`, the committed part) and every input
+//! a fuzz run ever crashed on (`fuzz/regressions/<target>/`) through the targets, on stable: what
+//! the fuzzer found stays fixed without a nightly toolchain.
 
 use std::fs;
 use std::path::Path;
 
+/// The inputs in `dir`; in a corpus, only the committed seeds (not what local runs added).
 fn files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out: Vec<_> = fs::read_dir(dir)
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
-    out.retain(|p| p.is_file() && p.file_name().is_some_and(|n| n != ".gitkeep"));
+    let seeds_only = dir.parent().and_then(Path::file_name) == Some("corpus".as_ref());
+    out.retain(|p| {
+        p.is_file()
+            && p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !seeds_only || n.starts_with("seed-"))
+    });
     out.sort();
     out
 }

@@ -5,12 +5,16 @@
 //! Each node is a tag byte (`tag % 14` picks the kind), then the kind's data: an integer is 8
 //! little-endian bytes, text is a length (one byte below 250, else `250 + ` two little-endian
 //! bytes) and that many bytes, a list is a count byte and its nodes. Input that runs out reads as
-//! zeros; nesting deeper than [`MAX_DEPTH`] reads as `Nil`.
+//! zeros; nesting deeper than [`MAX_DEPTH`], and nodes past [`MAX_NODES`], read as `Nil` (a few
+//! bytes must not make a tree so large that cloning it is all a run does).
 
 use redis::{Value, VerbatimFormat};
 
 /// How deep a built value nests at most.
 pub const MAX_DEPTH: usize = 12;
+
+/// How many nodes a built value has at most.
+pub const MAX_NODES: usize = 2048;
 
 const NIL: u8 = 0;
 const INT: u8 = 1;
@@ -30,6 +34,7 @@ const KINDS: u8 = 14;
 
 struct Reader<'a> {
     data: &'a [u8],
+    nodes: usize,
 }
 
 impl Reader<'_> {
@@ -87,9 +92,10 @@ impl Reader<'_> {
     }
 
     fn value(&mut self, depth: usize) -> Value {
-        if depth > MAX_DEPTH || self.data.is_empty() {
+        if depth > MAX_DEPTH || self.data.is_empty() || self.nodes >= MAX_NODES {
             return Value::Nil;
         }
+        self.nodes += 1;
         match self.byte() % KINDS {
             NIL => Value::Nil,
             INT => Value::Int(self.int()),
@@ -167,7 +173,7 @@ fn write_resp(value: &Value, out: &mut Vec<u8>) {
 
 /// Builds a value from `data`; any bytes make a value.
 pub fn build(data: &[u8]) -> Value {
-    Reader { data }.value(0)
+    Reader { data, nodes: 0 }.value(0)
 }
 
 /// The bytes [`build`] reads back as `value` (for the kinds a seed corpus needs: errors and

@@ -14,7 +14,11 @@ use redis::{Value, VerbatimFormat};
 pub const MAX_DEPTH: usize = 12;
 
 /// How many nodes a built value has at most.
-pub const MAX_NODES: usize = 2048;
+pub const MAX_NODES: usize = 512;
+
+/// How many error and push nodes a built value has at most (each is made by the RESP parser,
+/// which costs far more than any other node).
+pub const MAX_PARSED: usize = 8;
 
 const NIL: u8 = 0;
 const INT: u8 = 1;
@@ -35,6 +39,7 @@ const KINDS: u8 = 14;
 struct Reader<'a> {
     data: &'a [u8],
     nodes: usize,
+    parsed: usize,
 }
 
 impl Reader<'_> {
@@ -125,7 +130,9 @@ impl Reader<'_> {
                     attributes: self.pairs(depth),
                 }
             }
+            PUSH | ERROR if self.parsed >= MAX_PARSED => Value::Nil,
             PUSH => {
+                self.parsed += 1;
                 // The kind comes from the RESP parser, which names it from the first element.
                 let data = self.list(depth);
                 redis::parse_redis_value(&push_resp(&data)).unwrap_or(Value::Push {
@@ -134,6 +141,7 @@ impl Reader<'_> {
                 })
             }
             ERROR => {
+                self.parsed += 1;
                 let message = self.text().replace(['\r', '\n'], " ");
                 redis::parse_redis_value(format!("-ERR {message}\r\n").as_bytes())
                     .unwrap_or(Value::Nil)
@@ -173,7 +181,12 @@ fn write_resp(value: &Value, out: &mut Vec<u8>) {
 
 /// Builds a value from `data`; any bytes make a value.
 pub fn build(data: &[u8]) -> Value {
-    Reader { data, nodes: 0 }.value(0)
+    Reader {
+        data,
+        nodes: 0,
+        parsed: 0,
+    }
+    .value(0)
 }
 
 /// The bytes [`build`] reads back as `value` (for the kinds a seed corpus needs: errors and

@@ -200,15 +200,35 @@ fn serialize_envelope<E, P: Serialize + ?Sized, S: Serializer>(
 pub(crate) mod js_timestamp {
     use super::*;
 
+    /// The years RFC 3339 and `toISOString()` write with four digits: a time outside them
+    /// would be written in a form neither this crate nor the seed reads back.
+    const YEARS: std::ops::RangeInclusive<i32> = 0..=9999;
+
     pub(crate) fn serialize<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        use chrono::Datelike;
+        if !YEARS.contains(&ts.year()) {
+            return Err(serde::ser::Error::custom(format_args!(
+                "timestamp {ts} is outside the years 0000 to 9999 the wire format can write"
+            )));
+        }
         s.serialize_str(&format(ts))
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        use chrono::Datelike;
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&text)
+        let ts = DateTime::parse_from_rfc3339(&text)
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| serde::de::Error::custom(format_args!("invalid timestamp {text:?}: {e}")))
+            .map_err(|e| {
+                serde::de::Error::custom(format_args!("invalid timestamp {text:?}: {e}"))
+            })?;
+        // `0000-01-01T00:30:00+01:00` is valid RFC 3339, but in UTC it falls in year -1.
+        if !YEARS.contains(&ts.year()) {
+            return Err(serde::de::Error::custom(format_args!(
+                "invalid timestamp {text:?}: outside the years 0000 to 9999 in UTC"
+            )));
+        }
+        Ok(ts)
     }
 
     pub(crate) fn format(ts: &DateTime<Utc>) -> String {

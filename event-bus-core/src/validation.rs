@@ -361,9 +361,14 @@ pub mod rules {
         errors: &mut ValidationErrors,
     ) {
         let Some(v) = value.value() else { return };
-        // A comparison that fails (NaN) counts as out of range.
-        let below = |bound: &T::Bound| v.partial_cmp(bound).is_none_or(|o| o.is_lt());
-        let above = |bound: &T::Bound| v.partial_cmp(bound).is_none_or(|o| o.is_gt());
+        // A value no bound compares with (NaN) is out of range: one issue, not one per bound.
+        let incomparable = |bound: &T::Bound| v.partial_cmp(bound).is_none();
+        if min.as_ref().is_some_and(incomparable) || max.as_ref().is_some_and(incomparable) {
+            errors.add(path, format!("{v} is not a number in range"));
+            return;
+        }
+        let below = |bound: &T::Bound| v.partial_cmp(bound).is_some_and(|o| o.is_lt());
+        let above = |bound: &T::Bound| v.partial_cmp(bound).is_some_and(|o| o.is_gt());
         if let Some(min) = min {
             if below(&min) {
                 errors.add(path, format!("{v} is below the minimum {min}"));

@@ -46,6 +46,10 @@ mod sampling;
 mod security;
 mod workflow;
 
+#[doc(hidden)]
+#[path = "fuzzing.rs"]
+pub mod __fuzz;
+
 pub use bus::{RedisBus, RunningRedisBus};
 pub use config::{RedisBusBuilder, Retention, SeedGeneration, SEED_PREFIX};
 pub use groups::ForeignGroup;

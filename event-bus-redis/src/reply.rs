@@ -23,6 +23,16 @@ impl StreamId {
             seq: seq.parse().ok()?,
         })
     }
+
+    /// The id `<ms>-<seq>`.
+    pub(crate) fn from_parts(ms: u64, seq: u64) -> Self {
+        Self { ms, seq }
+    }
+
+    /// Its millisecond and sequence parts.
+    pub(crate) fn parts(self) -> (u64, u64) {
+        (self.ms, self.seq)
+    }
 }
 
 impl StreamId {

@@ -12,7 +12,7 @@ use crate::reply;
 use event_bus_core::transport::SubscriberCounters;
 
 /// `ms-seq` ordering.
-fn parse_id(id: &str) -> (u64, u64) {
+pub(crate) fn parse_id(id: &str) -> (u64, u64) {
     let mut parts = id.splitn(2, '-');
     let ms = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
     let seq = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);

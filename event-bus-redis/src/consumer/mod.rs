@@ -20,7 +20,7 @@ mod reader;
 pub(crate) mod replays;
 mod shard;
 
-mod trimming;
+pub(crate) mod trimming;
 
 pub(crate) use shard::{shard_loop, Member};
 

@@ -74,7 +74,7 @@ return 0
 /// A stream entry id, ordered.
 type Id = (u64, u64);
 
-fn parse_id(id: &str) -> Option<Id> {
+pub(crate) fn parse_id(id: &str) -> Option<Id> {
     let (ms, seq) = id.split_once('-')?;
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
@@ -119,7 +119,7 @@ pub(crate) fn removed_unread(stream: StreamCounters, group: GroupCounters) -> Op
     )
 }
 
-fn parse_stream(info: Value) -> Option<StreamCounters> {
+pub(crate) fn parse_stream(info: Value) -> Option<StreamCounters> {
     let mut added = None;
     let mut length = None;
     let mut first = None;
@@ -158,7 +158,7 @@ fn parse_stream(info: Value) -> Option<StreamCounters> {
     })
 }
 
-fn parse_group(groups: Value, name: &str) -> Option<GroupCounters> {
+pub(crate) fn parse_group(groups: Value, name: &str) -> Option<GroupCounters> {
     reply::info_rows(groups).into_iter().find_map(|row| {
         let get = |k: &str| row.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
         if get("name").and_then(reply::string).as_deref() != Some(name) {

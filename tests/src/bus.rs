@@ -184,3 +184,23 @@ pub async fn wait_dead_letters<B: Bus>(bus: &B, n: usize, timeout: Duration) -> 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Runs each named scenario, an `async fn name<B: TestTransport>()`, as two tests of a module of
+/// its name: `memory` on the in-memory bus and `redis` on Redis.
+#[macro_export]
+macro_rules! on_both_buses {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                $crate::init_tracing();
+                super::$name::<event_bus_core::MemoryBus>().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                $crate::init_tracing();
+                super::$name::<event_bus_redis::RedisBus>().await;
+            }
+        }
+    )*};
+}

@@ -13,24 +13,7 @@ use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-macro_rules! on_both_buses {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
-                event_bus_tests::init_tracing();
-                super::$name::<event_bus_core::MemoryBus>().await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn redis() {
-                event_bus_tests::init_tracing();
-                super::$name::<event_bus_redis::RedisBus>().await;
-            }
-        }
-    )*};
-}
-
-on_both_buses!(
+event_bus_tests::on_both_buses!(
     fan_out_delivers_every_event_once_to_every_subscriber,
     concurrency_one_keeps_publish_order,
     per_tenant_ordering_keeps_each_tenants_order,

@@ -21,24 +21,7 @@ use event_bus_tests::redis_helpers::{pending_count, raw, wait_no_pending, xlen, 
 use event_bus_tests::{BusKind, Probe, TestBus, TestTransport};
 use uuid::Uuid;
 
-macro_rules! on_both_buses {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
-                event_bus_tests::init_tracing();
-                super::$name::<event_bus_core::MemoryBus>().await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn redis() {
-                event_bus_tests::init_tracing();
-                super::$name::<event_bus_redis::RedisBus>().await;
-            }
-        }
-    )*};
-}
-
-on_both_buses!(
+event_bus_tests::on_both_buses!(
     the_same_envelope_published_twice_runs_the_handler_once,
     concurrent_duplicates_run_the_handler_once,
     a_failed_run_leaves_no_mark_and_is_retried_once,

@@ -16,7 +16,12 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Listens on a free local port and forwards to `target` (`127.0.0.1:6379`).
+    /// A proxy in front of the shared Redis of the tests ([`crate::redis_url`]).
+    pub async fn to_shared_redis() -> std::io::Result<Self> {
+        Self::start(&address_of(&crate::redis_url())).await
+    }
+
+    /// Listens on a free local port and forwards to `target` (`host:port`).
     pub async fn start(target: &str) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
@@ -99,5 +104,33 @@ async fn pipe(
         if to.write_all(&buf[..n]).await.is_err() {
             return;
         }
+    }
+}
+
+/// The `host:port` of a `redis://` URL (`127.0.0.1:6379` when the URL names no host).
+fn address_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    match host_port {
+        "" => "127.0.0.1:6379".to_owned(),
+        hp if hp.contains(':') => hp.to_owned(),
+        host => format!("{host}:6379"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address_of;
+
+    #[test]
+    fn addresses_of_urls() {
+        assert_eq!(address_of("redis://127.0.0.1:6379"), "127.0.0.1:6379");
+        assert_eq!(address_of("redis://127.0.0.1:23456/0"), "127.0.0.1:23456");
+        assert_eq!(
+            address_of("redis://user:pw@localhost:7000"),
+            "localhost:7000"
+        );
+        assert_eq!(address_of("redis://localhost"), "localhost:6379");
     }
 }

@@ -373,7 +373,7 @@ async fn killed_at(point: KillPoint) -> ((usize, usize), (usize, usize)) {
     t.claim_idle = Duration::from_millis(500);
     t.claim_interval = Duration::from_millis(200);
     let stream = format!("{}:PROBE", t.prefix);
-    let proxy = Proxy::start("127.0.0.1:6379").await.expect("proxy");
+    let proxy = Proxy::to_shared_redis().await.expect("proxy");
     match point {
         KillPoint::MidHandler => {}
         // The `done` mark: `SET <key> done PX <window>`.

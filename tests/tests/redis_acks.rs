@@ -51,7 +51,7 @@ async fn entries_handled_in_place_are_acknowledged_without_more_traffic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acknowledgement_lost_with_its_connection_is_sent_again() {
     event_bus_tests::init_tracing();
-    let proxy = Proxy::start("127.0.0.1:6379").await.expect("proxy");
+    let proxy = Proxy::to_shared_redis().await.expect("proxy");
     let direct = TestBus::new(BusKind::Redis, "ack-lost", &["probe-a"]);
     let publisher = direct.redis().await;
     let bus = RedisBus::builder()

@@ -88,7 +88,7 @@ async fn every_acknowledged_publish_is_handled_across_a_redis_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_black_holed_read_connection_is_detected_and_rebuilt() {
     event_bus_tests::init_tracing();
-    let proxy = Proxy::start("127.0.0.1:6379").await.expect("proxy");
+    let proxy = Proxy::to_shared_redis().await.expect("proxy");
     let direct = TestBus::new(BusKind::Redis, "blackhole", &["probe-a"]);
     let mut through = direct.clone();
     through.url = proxy.url();

@@ -30,10 +30,21 @@ pub fn unique_prefix(name: &str) -> String {
     format!("test:{name}:{}", &random[..12])
 }
 
+/// A test's own multiplexed connection to the Redis at `url`, with a generous response timeout
+/// (10 s, not redis-rs's 500 ms): a test's checks must not fail because a loaded machine (ten
+/// suites at once in `scripts/stress`) answered slowly.
+pub async fn connect(url: &str) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(10)))
+        .set_response_timeout(Some(std::time::Duration::from_secs(10)));
+    redis::Client::open(url)?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
 /// Deletes every key under `prefix` on the Redis at `url`.
 pub async fn delete_prefix(url: &str, prefix: &str) -> redis::RedisResult<()> {
-    let client = redis::Client::open(url)?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
+    let mut conn = connect(url).await?;
     let mut cursor: u64 = 0;
     loop {
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")

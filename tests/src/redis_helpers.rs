@@ -19,11 +19,7 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 /// A multiplexed connection of the test's own to the Redis at `url`.
 pub async fn raw(url: &str) -> MultiplexedConnection {
-    let client = redis::Client::open(url).expect("client");
-    client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect")
+    crate::connect(url).await.expect("connect")
 }
 
 /// [`crate::pending_count`], panicking on an error: how many entries of `stream` the group

@@ -418,11 +418,7 @@ async fn graceful_shutdown_acknowledges_what_was_handled_in_place<B: TestTranspo
 
 /// Entries of `group` delivered and not acknowledged (Redis).
 async fn pending(t: &TestBus, group: &str) -> i64 {
-    let client = redis::Client::open(t.url.as_str()).expect("client");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
+    let mut conn = event_bus_tests::connect(&t.url).await.expect("conn");
     event_bus_tests::pending_count(&mut conn, &format!("{}:PROBE", t.prefix), group)
         .await
         .expect("XPENDING")

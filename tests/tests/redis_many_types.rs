@@ -46,11 +46,7 @@ async fn six_hundred_sixty_subscribers_share_a_bounded_number_of_connections() {
     event_bus_tests::init_tracing();
     let server = RedisServer::start(&[]);
     let url = server.url();
-    let mut conn = redis::Client::open(url.as_str())
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
+    let mut conn = event_bus_tests::connect(&url).await.expect("conn");
     let seen = Seen::default();
     let bus = many_type_bus(&url, &unique_prefix("many"), &seen).await;
     let starting = std::time::Instant::now();

@@ -179,11 +179,7 @@ impl Deployment {
 }
 
 async fn conn(url: &str) -> MultiplexedConnection {
-    redis::Client::open(url)
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn")
+    event_bus_tests::connect(url).await.expect("conn")
 }
 
 /// `XRANGE key - +`: each entry's fields, in stream order.

@@ -66,9 +66,7 @@ async fn scenario(seed: &SeedModel, ctx: &Ctx) {
         prefix,
         tenant,
     } = ctx;
-    let mut conn = redis::Client::open(url.as_str())
-        .expect("client")
-        .get_multiplexed_async_connection()
+    let mut conn = event_bus_tests::connect(url.as_str())
         .await
         .expect("connect");
     let workflow_stream = format!("{prefix}:workflow:events:global");
@@ -316,9 +314,7 @@ async fn cleanup(ctx: &Ctx) {
     delete_prefix(&ctx.url, &ctx.prefix)
         .await
         .expect("delete prefix");
-    let mut conn = redis::Client::open(ctx.url.as_str())
-        .expect("client")
-        .get_multiplexed_async_connection()
+    let mut conn = event_bus_tests::connect(ctx.url.as_str())
         .await
         .expect("connect");
     for key in [

@@ -18,7 +18,7 @@ use crate::dispatch::{Dispatcher, Failure, GiveUp};
 use crate::error::{PublishError, ShutdownError, StartError};
 use crate::event::StreamLayout;
 use crate::health::{Health, SubscriberHealth};
-use crate::metrics::{self, PublishCounters};
+use crate::metrics::{self, PublishTargets};
 use crate::publish::{EncodedEvent, Published, Publisher};
 use crate::stats::{BusStats, SubscriberCounters};
 use crate::transport::{bus_builder_options, BusOptions, Dedupe, Message, Sink, WorkerPool};
@@ -41,7 +41,7 @@ impl MemoryBusBuilder {
                 options: self.options,
                 seq: AtomicU64::new(0),
                 published: AtomicU64::new(0),
-                publishes: PublishCounters::default(),
+                publishes: PublishTargets::default(),
                 phase: Mutex::new(Phase::Building {
                     backlog: Vec::new(),
                 }),
@@ -150,7 +150,7 @@ struct BusInner {
     options: BusOptions,
     seq: AtomicU64,
     published: AtomicU64,
-    publishes: PublishCounters,
+    publishes: PublishTargets,
     phase: Mutex<Phase>,
     counted: Mutex<Vec<Counted>>,
     dead: Mutex<Vec<DeadLetter>>,
@@ -245,8 +245,11 @@ impl BusInner {
         // One entry id for every channel: in memory there are no streams to tell apart.
         let streams = layout.distinct_streams(&channels);
         for channel in streams {
-            let stream = layout.stream(&self.options.prefix, channel, event.event_type);
-            self.publishes.record(event.event_type, &stream);
+            self.publishes
+                .get(event.event_type, channel, || {
+                    layout.stream(&self.options.prefix, channel, event.event_type)
+                })
+                .record();
         }
         let entries = streams
             .iter()

@@ -83,10 +83,10 @@ pub enum Channels {
 }
 
 impl Channels {
-    /// The channel names, in order.
-    pub fn names(&self) -> Vec<&str> {
+    /// The channel names, in order (declared ones borrowed, without an allocation).
+    pub fn names(&self) -> std::borrow::Cow<'_, [&str]> {
         match self {
-            Channels::Declared(names) => names.to_vec(),
+            Channels::Declared(names) => std::borrow::Cow::Borrowed(names),
             Channels::Named(names) => names.iter().map(String::as_str).collect(),
         }
     }

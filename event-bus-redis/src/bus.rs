@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use event_bus_core::transport::{
-    describe_metrics, BusOptions, Dispatcher, EncodedEvent, Message, PublishCounters, Shared,
+    describe_metrics, BusOptions, Dispatcher, EncodedEvent, Message, PublishTargets, Shared,
     SubscriberCounters, WorkerPool,
 };
 use event_bus_core::{
@@ -92,8 +92,8 @@ struct BusInner {
     conn: ConnectionManager,
     consumer: String,
     published: AtomicU64,
-    /// The `event_bus_published_total` counters, by stream.
-    publishes: PublishCounters,
+    /// Each event type's stream per channel, with its `event_bus_published_total` counter.
+    publishes: PublishTargets,
     phase: AtomicU8,
     /// Serialises `start` (and the group creation of publishes before it).
     starting: tokio::sync::Mutex<StartState>,
@@ -144,19 +144,24 @@ impl BusInner {
             };
             let streams = options.layout.distinct_streams(&channels);
             let (json, event_type) = (event.json.as_str(), event.event_type);
-            let writes = streams.iter().map(|channel| {
-                let stream = options.layout.stream(&options.prefix, channel, event_type);
-                async move {
-                    let id = self.xadd(&stream, channel, json).await?;
-                    self.publishes.record(event_type, &stream);
-                    Ok::<_, BoxError>(id)
-                }
-            });
             let workflow = self
                 .config
                 .workflow_stream
                 .as_deref()
                 .filter(|_| channels.contains(&DEFAULT_CHANNEL));
+            // The usual publish: one stream, no workflow copy, nothing to join.
+            if let ([channel], None) = (streams, workflow) {
+                let id = self
+                    .write_channel(event_type, channel, json)
+                    .await
+                    .map_err(transport)?;
+                self.published.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(entry_id = %id, channel, "published");
+                return Ok(Published::new(event.event_id, channel, id));
+            }
+            let writes = streams
+                .iter()
+                .map(|channel| self.write_channel(event_type, channel, json));
             let workflow_write = async {
                 match workflow {
                     Some(stream) => self.write_workflow(stream, &event.json).await.map(Some),
@@ -180,6 +185,22 @@ impl BusInner {
         }
         .instrument(span)
         .await
+    }
+
+    /// Writes `json` to the stream of `event_type` on `channel` and counts it: the entry's id.
+    async fn write_channel(
+        &self,
+        event_type: &'static str,
+        channel: &str,
+        json: &str,
+    ) -> Result<String, BoxError> {
+        let options = &self.config.common;
+        let target = self.publishes.get(event_type, channel, || {
+            options.layout.stream(&options.prefix, channel, event_type)
+        });
+        let id = self.xadd(target.stream(), channel, json).await?;
+        target.record();
+        Ok(id)
     }
 
     /// `XADD stream * event <json> channel <channel>`: the entry's id.
@@ -376,7 +397,7 @@ impl RedisBus {
                 conn,
                 consumer,
                 published: AtomicU64::new(0),
-                publishes: PublishCounters::default(),
+                publishes: PublishTargets::default(),
                 phase: AtomicU8::new(BUILDING),
                 starting: tokio::sync::Mutex::new(StartState::default()),
                 early_groups: Mutex::new(HashSet::new()),

@@ -15,7 +15,9 @@ mod pool;
 
 pub use crate::context::Shared;
 pub use crate::dispatch::{decode, prepare, Decision, Dispatcher, GiveUp, Prepared};
-pub use crate::metrics::{describe as describe_metrics, sample_delay, Count, PublishCounters};
+pub use crate::metrics::{
+    describe as describe_metrics, sample_delay, Count, PublishTarget, PublishTargets,
+};
 pub use crate::publish::{encode, encode_envelope, Channels, EncodedEvent};
 pub use crate::registry::{Resolved, Selection};
 pub use crate::stats::SubscriberCounters;

@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use event_bus_core::transport::{
-    describe_metrics, BusOptions, Dispatcher, EncodedEvent, Message, PublishCounters, Shared,
-    SubscriberCounters, WorkerPool,
+    describe_metrics, BatchResults, BusOptions, Dispatcher, EncodedEvent, Message, PublishCounters,
+    Shared, SubscriberCounters, WorkerPool,
 };
 use event_bus_core::{
     registered_subscribers, BoxError, Bus, BusStats, DeadLetter, DeadLetterError, DeadLetterFilter,
     Health, PublishError, Published, Publisher, RunningBus, ShutdownError, StartError, StartFrom,
-    DEFAULT_CHANNEL,
+    Subscriber, SubscriberHealth, DEFAULT_CHANNEL,
 };
 use futures_util::future::BoxFuture;
 use redis::aio::ConnectionManager;
@@ -24,6 +24,7 @@ use tracing::Instrument;
 use crate::config::{RedisBusBuilder, RedisConfig};
 use crate::connection;
 use crate::connection::BlockingConnection;
+use crate::consumer::assignment::Assigner;
 use crate::consumer::replays::ReplaySignal;
 use crate::consumer::{shard_loop, Consumer, Member, Process, ReaderMode, RedisSink};
 use crate::dead_letter;
@@ -33,6 +34,8 @@ use crate::reply;
 use crate::sampling;
 use crate::security;
 use crate::workflow;
+
+mod batch;
 
 /// The event bus on Redis Streams.
 ///
@@ -82,7 +85,8 @@ const CLOSED: u8 = 2;
 struct Started {
     name: String,
     event_type: &'static str,
-    pool: Arc<WorkerPool<RedisSink>>,
+    /// Its worker pools, by the stream each consumer reads (several for a partitioned type).
+    pools: Vec<(String, Arc<WorkerPool<RedisSink>>)>,
     counters: Arc<SubscriberCounters>,
 }
 
@@ -145,7 +149,7 @@ impl BusInner {
             let streams = options.layout.distinct_streams(&channels);
             let (json, event_type) = (event.json.as_str(), event.event_type);
             let writes = streams.iter().map(|channel| {
-                let stream = options.layout.stream(&options.prefix, channel, event_type);
+                let stream = self.entry_stream(channel, &event);
                 async move {
                     let id = self.xadd(&stream, channel, json).await?;
                     self.publishes.record(event_type, &stream);
@@ -182,20 +186,33 @@ impl BusInner {
         .await
     }
 
+    /// The stream `event`'s entry for `channel` goes to (its tenant's partition, when its type
+    /// is partitioned).
+    fn entry_stream(&self, channel: &str, event: &EncodedEvent) -> String {
+        let options = &self.config.common;
+        let stream = options
+            .layout
+            .stream(&options.prefix, channel, event.event_type);
+        if self.config.partitions.is_empty() {
+            return stream;
+        }
+        self.config
+            .partitions
+            .stream(stream, event.event_type, event.tenant_id)
+    }
+
+    /// The streams `subscriber` reads: its stream, or every partition of it.
+    fn subscriber_streams(&self, subscriber: &Subscriber) -> Vec<String> {
+        self.config.partitions.streams(
+            self.config.common.stream_of(subscriber),
+            subscriber.event_type(),
+        )
+    }
+
     /// `XADD stream * event <json> channel <channel>`: the entry's id.
     async fn xadd(&self, stream: &str, channel: &str, json: &str) -> Result<String, BoxError> {
         let mut conn = self.conn.clone();
-        // Sized up front: the JSON is most of it, and growing the buffer arg by arg
-        // reallocated it several times per publish.
-        let size = "XADD*eventchannel".len() + stream.len() + channel.len() + json.len();
-        let reply: Value = redis::Cmd::with_capacity(7, size)
-            .arg("XADD")
-            .arg(stream)
-            .arg("*")
-            .arg("event")
-            .arg(json)
-            .arg("channel")
-            .arg(channel)
+        let reply: Value = xadd_command(stream, channel, json)
             .query_async(&mut conn)
             .await?;
         reply::string(reply).ok_or_else(|| "XADD returned no entry id".into())
@@ -203,13 +220,10 @@ impl BusInner {
 
     /// The seed's workflow entry of the envelope (see [`crate::workflow`]).
     async fn write_workflow(&self, stream: &str, json: &str) -> Result<String, BoxError> {
-        let mut c = cmd("XADD");
-        c.arg(stream).arg("*");
-        for (name, value) in workflow::fields(json)? {
-            c.arg(name).arg(value);
-        }
         let mut conn = self.conn.clone();
-        let reply: Value = c.query_async(&mut conn).await?;
+        let reply: Value = workflow_command(stream, json)?
+            .query_async(&mut conn)
+            .await?;
         reply::string(reply).ok_or_else(|| "XADD returned no entry id".into())
     }
 
@@ -242,18 +256,19 @@ impl BusInner {
             .iter()
             .filter(|s| s.event_type() == event_type)
         {
-            let stream = self.config.common.stream_of(sub);
-            ensure_group(
-                &mut conn,
-                &stream,
-                sub.name(),
-                start_id(sub.options().start),
-            )
-            .await
-            .map_err(|e| PublishError::Transport {
-                event_type,
-                source: Box::new(e),
-            })?;
+            for stream in self.subscriber_streams(sub) {
+                ensure_group(
+                    &mut conn,
+                    &stream,
+                    sub.name(),
+                    start_id(sub.options().start),
+                )
+                .await
+                .map_err(|e| PublishError::Transport {
+                    event_type,
+                    source: Box::new(e),
+                })?;
+            }
         }
         state.early_groups.insert(event_type);
         self.early_groups
@@ -263,8 +278,19 @@ impl BusInner {
         Ok(())
     }
 
+    /// Every stream of the bus's event types (each partition of a partitioned type).
     fn event_streams(&self) -> Vec<String> {
-        self.config.common.streams()
+        let streams = self.config.common.streams();
+        if self.config.partitions.is_empty() {
+            return streams;
+        }
+        streams
+            .into_iter()
+            .flat_map(|stream| {
+                let event_type = crate::keys::event_type_of(&stream).to_owned();
+                self.config.partitions.streams(stream, &event_type)
+            })
+            .collect()
     }
 
     /// The groups on the bus's streams that no subscriber of this binary owns.
@@ -294,6 +320,32 @@ impl BusInner {
         }
         out
     }
+}
+
+/// `XADD stream * event <json> channel <channel>`.
+fn xadd_command(stream: &str, channel: &str, json: &str) -> redis::Cmd {
+    // Sized up front: the JSON is most of it, and growing the buffer arg by arg
+    // reallocated it several times per publish.
+    let size = "XADD*eventchannel".len() + stream.len() + channel.len() + json.len();
+    let mut c = redis::Cmd::with_capacity(7, size);
+    c.arg("XADD")
+        .arg(stream)
+        .arg("*")
+        .arg("event")
+        .arg(json)
+        .arg("channel")
+        .arg(channel);
+    c
+}
+
+/// The `XADD` of the seed's workflow entry of the envelope (see [`crate::workflow`]).
+fn workflow_command(stream: &str, json: &str) -> Result<redis::Cmd, BoxError> {
+    let mut c = cmd("XADD");
+    c.arg(stream).arg("*");
+    for (name, value) in workflow::fields(json)? {
+        c.arg(name).arg(value);
+    }
+    Ok(c)
 }
 
 impl Publisher for BusInner {
@@ -411,6 +463,14 @@ impl Bus for RedisBus {
         self.inner.write(event).await
     }
 
+    /// Checks the whole batch first, then pipelines its `XADD`s (the workflow stream's too),
+    /// at most [`MAX_PIPELINE`](batch::MAX_PIPELINE) commands per pipeline, over the
+    /// multiplexed connection: one round trip per pipeline. Per-event results as
+    /// [`Bus::publish_all`] describes.
+    async fn publish_encoded_all(&self, events: Vec<EncodedEvent>) -> BatchResults {
+        self.inner.write_all(events).await
+    }
+
     fn publisher(&self) -> Arc<dyn Publisher> {
         Arc::clone(&self.inner) as Arc<dyn Publisher>
     }
@@ -429,13 +489,25 @@ impl Bus for RedisBus {
             self.options().state.clone(),
             Arc::clone(&self.inner) as Arc<dyn Publisher>,
         );
-        // Every group in one round trip.
-        let groups: Vec<(String, String, &'static str)> = resolved
+        // One consumer per subscriber and stream it reads: its stream, or each partition of it.
+        let units: Vec<(usize, String)> = resolved
             .subscribers
             .iter()
-            .map(|s| {
+            .enumerate()
+            .flat_map(|(i, s)| {
+                self.inner
+                    .subscriber_streams(s)
+                    .into_iter()
+                    .map(move |stream| (i, stream))
+            })
+            .collect();
+        // Every group in one round trip.
+        let groups: Vec<(String, String, &'static str)> = units
+            .iter()
+            .map(|(i, stream)| {
+                let s = &resolved.subscribers[*i];
                 (
-                    self.options().stream_of(s),
+                    stream.clone(),
                     s.name().to_owned(),
                     start_id(s.options().start),
                 )
@@ -453,14 +525,10 @@ impl Bus for RedisBus {
             });
         }
         // Reader connections, connected (and checked) before anything runs: one per
-        // subscriber, or, past `max_reader_connections`, one per shard of subscribers.
+        // consumer, or, past `max_reader_connections`, one per shard of consumers.
         let limit = self.inner.config.max_reader_connections;
-        let shared_readers = resolved.subscribers.len() > limit;
-        let readers = if shared_readers {
-            limit
-        } else {
-            resolved.subscribers.len()
-        };
+        let shared_readers = units.len() > limit;
+        let readers = if shared_readers { limit } else { units.len() };
         let mut connections = Vec::with_capacity(readers);
         for i in 0..readers {
             let mut reader = BlockingConnection::new(
@@ -473,8 +541,9 @@ impl Bus for RedisBus {
                     format!("shared reader connection {} of {readers}", i + 1)
                 } else {
                     format!(
-                        "the reader connection of subscriber {}",
-                        resolved.subscribers[i].name()
+                        "the reader connection of subscriber {} on {}",
+                        resolved.subscribers[units[i].0].name(),
+                        units[i].1
                     )
                 };
                 return Err(StartError::Transport {
@@ -499,8 +568,26 @@ impl Bus for RedisBus {
             replay_signal: &replay_signal,
             stop: &self.inner.stop,
         };
-        for subscriber in &resolved.subscribers {
-            let stream = self.options().stream_of(subscriber);
+        // A subscriber's counters, shared by its consumers (labelled with its unpartitioned
+        // stream).
+        let counters: Vec<Arc<SubscriberCounters>> = resolved
+            .subscribers
+            .iter()
+            .map(|s| {
+                Arc::new(SubscriberCounters::new(
+                    s.name(),
+                    s.event_type(),
+                    &self.options().stream_of(s),
+                ))
+            })
+            .collect();
+        // A subscriber of a partitioned type: its consumers read the partitions this process
+        // owns (see `consumer::assignment`).
+        let partitioned: Vec<bool> = (0..resolved.subscribers.len())
+            .map(|i| units.iter().filter(|(s, _)| *s == i).count() > 1)
+            .collect();
+        for (i, stream) in units {
+            let subscriber = &resolved.subscribers[i];
             let mut dispatcher =
                 Dispatcher::new(subscriber.clone(), shared.clone(), self.options().retry);
             if let Some(window) = subscriber.options().dedupe {
@@ -517,14 +604,57 @@ impl Bus for RedisBus {
                 Some(own) => ReaderMode::Own(Box::new(own)),
                 None => ReaderMode::Shared,
             };
-            let c = Consumer::start(dispatcher, stream, mode, &process);
-            self.inner.started().push(Started {
-                name: c.name.clone(),
-                event_type: c.event_type,
-                pool: Arc::clone(&c.pool),
-                counters: Arc::clone(&c.counters),
-            });
+            let c = Consumer::start(
+                dispatcher,
+                stream,
+                mode,
+                &process,
+                Arc::clone(&counters[i]),
+                partitioned[i],
+            );
+            let pool = (c.stream().to_owned(), Arc::clone(&c.pool));
+            let mut started = self.inner.started();
+            match started.iter_mut().find(|s| s.name == c.name) {
+                Some(s) => s.pools.push(pool),
+                None => started.push(Started {
+                    name: c.name.clone(),
+                    event_type: c.event_type,
+                    pools: vec![pool],
+                    counters: Arc::clone(&c.counters),
+                }),
+            }
+            drop(started);
             consumers.push(c);
+        }
+        // Each partitioned subscriber's partitions: a first round of assignment (taking what is
+        // free), then a round every claim interval.
+        let mut assigners = Vec::new();
+        let lease = self.inner.config.claim_idle;
+        let every = self
+            .inner
+            .config
+            .claim_interval
+            .min(lease / 3)
+            .max(Duration::from_millis(10));
+        for (i, subscriber) in resolved.subscribers.iter().enumerate() {
+            if !partitioned[i] {
+                continue;
+            }
+            let members = consumers
+                .iter()
+                .filter(|c| c.name == subscriber.name())
+                .map(Consumer::member)
+                .collect();
+            let Some(mut assigner) = Assigner::new(members, lease, self.inner.config.read_batch)
+            else {
+                continue;
+            };
+            let stop = self.inner.stop.child_token();
+            if let Err(e) = assigner.round(&stop).await {
+                tracing::warn!(subscriber = subscriber.name(), error = %e,
+                    "partition assignment failed; trying again next round");
+            }
+            assigners.push(tokio::spawn(assigner.run(every, stop)));
         }
         let mut shards = Vec::new();
         if shared_readers {
@@ -591,6 +721,7 @@ impl Bus for RedisBus {
         Ok(RunningRedisBus {
             bus: self.clone(),
             consumers,
+            assigners,
             shards,
             sampler,
             foreign,
@@ -630,12 +761,20 @@ impl Bus for RedisBus {
         if self.inner.phase.load(Ordering::Acquire) != RUNNING {
             return Err(DeadLetterError::NotRunning);
         }
+        // The pool of the consumer of the letter's stream (a partition's, for a partitioned
+        // type), which deletes the letter from its dead-letter stream once handled.
         let pool = self
             .inner
             .started()
             .iter()
             .find(|s| s.name == letter.subscriber)
-            .map(|s| Arc::clone(&s.pool))
+            .and_then(|s| {
+                s.pools
+                    .iter()
+                    .find(|(stream, _)| *stream == letter.source_stream)
+                    .or_else(|| s.pools.first())
+                    .map(|(_, pool)| Arc::clone(pool))
+            })
             .ok_or_else(|| DeadLetterError::SubscriberNotRunning(letter.subscriber.clone()))?;
         let message = Message::new(letter.source_message_id.as_str(), letter.payload.clone())
             .replaying(letter.id.as_str());
@@ -666,6 +805,8 @@ impl Bus for RedisBus {
 pub struct RunningRedisBus {
     bus: RedisBus,
     consumers: Vec<Consumer>,
+    /// The partition assignment of each partitioned subscriber.
+    assigners: Vec<tokio::task::JoinHandle<Assigner>>,
     /// The shared readers' tasks (none when every subscriber has its own connection).
     shards: Vec<tokio::task::JoinHandle<()>>,
     /// Samples the groups' lag and pending gauges (none when `metrics_interval` is zero).
@@ -743,11 +884,24 @@ impl RunningBus for RunningRedisBus {
     }
 
     fn subscribers(&self) -> Vec<&str> {
-        self.consumers.iter().map(|c| c.name.as_str()).collect()
+        let mut names: Vec<&str> = self.consumers.iter().map(|c| c.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
     }
 
+    /// One entry per subscriber: a partitioned type's subscriber is reported failing while
+    /// the reading of any of its partitions fails.
     fn health(&self) -> Health {
-        Health::of(self.consumers.iter().map(Consumer::health).collect())
+        let mut by_name: Vec<SubscriberHealth> = Vec::new();
+        for health in self.consumers.iter().map(Consumer::health) {
+            match by_name.iter_mut().find(|h| h.name == health.name) {
+                Some(h) if h.reading => *h = health,
+                Some(_) => {}
+                None => by_name.push(health),
+            }
+        }
+        Health::of(by_name)
     }
 
     async fn idle(&self) {
@@ -786,6 +940,15 @@ impl RunningBus for RunningRedisBus {
             self.consumers.into_iter().map(|c| c.shutdown(deadline)),
         )
         .await;
+        // What was read is handled and acknowledged: the partitions are free for another
+        // process at once.
+        for mut assigner in self.assigners {
+            match tokio::time::timeout_at(deadline, &mut assigner).await {
+                Ok(Ok(mut assigner)) => assigner.release_all().await,
+                Ok(Err(_)) => {}
+                Err(_) => assigner.abort(),
+            }
+        }
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "redis bus shut down"

@@ -59,6 +59,9 @@ impl TestTransport for RedisBus {
         if let Some(name) = &t.consumer_name {
             builder = builder.consumer_name(name);
         }
+        for (event_type, n) in &t.partitions {
+            builder = builder.partitions(event_type, *n);
+        }
         match builder.build().await {
             Ok(bus) => bus,
             Err(e) => panic!("cannot connect to Redis at {}: {e}", t.url),
@@ -98,6 +101,8 @@ pub struct TestBus {
     pub layout: StreamLayout,
     /// Reserved group names a subscriber may take.
     pub allowed_group_names: Vec<String>,
+    /// Partitioned event types and their partition counts (Redis).
+    pub partitions: Vec<(String, u16)>,
 }
 
 impl TestBus {
@@ -120,6 +125,7 @@ impl TestBus {
             allow_no_subscribers: false,
             layout: StreamLayout::default(),
             allowed_group_names: Vec::new(),
+            partitions: Vec::new(),
         }
     }
 

@@ -16,7 +16,9 @@ mod pool;
 pub use crate::context::Shared;
 pub use crate::dispatch::{decode, prepare, Decision, Dispatcher, GiveUp, Prepared};
 pub use crate::metrics::{describe as describe_metrics, sample_delay, Count, PublishCounters};
-pub use crate::publish::{encode, encode_envelope, Channels, EncodedEvent};
+pub use crate::publish::{
+    check_batch, encode, encode_envelope, BatchResults, Channels, EncodedEvent,
+};
 pub use crate::registry::{Resolved, Selection};
 pub use crate::stats::SubscriberCounters;
 pub use builder::bus_builder_options;

@@ -233,13 +233,18 @@ pub struct PublishCounters {
 impl PublishCounters {
     /// Counts one entry of `event_type` written to `stream`.
     pub fn record(&self, event_type: &'static str, stream: &str) {
+        self.record_n(event_type, stream, 1);
+    }
+
+    /// Counts `n` entries of `event_type` written to `stream` (a batch's, at once).
+    pub fn record_n(&self, event_type: &'static str, stream: &str, n: u64) {
         if let Some(counter) = self
             .by_stream
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(stream)
         {
-            counter.increment(1);
+            counter.increment(n);
             return;
         }
         let mut by_stream = self
@@ -255,7 +260,7 @@ impl PublishCounters {
                     "stream" => stream.to_owned(),
                 )
             })
-            .increment(1);
+            .increment(n);
     }
 }
 

@@ -163,6 +163,11 @@ impl Partitions {
         self.tags.insert(event_type.to_owned(), tags);
     }
 
+    /// Whether `event_type` is partitioned.
+    pub(crate) fn is_partitioned(&self, event_type: &str) -> bool {
+        self.tags.contains_key(event_type)
+    }
+
     /// Whether no event type is partitioned.
     pub(crate) fn is_empty(&self) -> bool {
         self.tags.is_empty()

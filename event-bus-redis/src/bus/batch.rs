@@ -7,6 +7,8 @@
 //! one pipeline (cut at [`MAX_PIPELINE`] commands); on a cluster it would group the writes by
 //! the node that owns each key's slot, a pipeline per node.
 
+use std::sync::Arc;
+
 use event_bus_core::transport::{check_batch, BatchResults, EncodedEvent};
 use event_bus_core::{BoxError, PublishError, Published, DEFAULT_CHANNEL};
 use redis::{RedisError, Value};
@@ -26,9 +28,10 @@ struct Write {
     event: usize,
     /// The entry's channel; `None` for the workflow stream's entry.
     channel: Option<String>,
-    /// The key written.
-    stream: String,
-    command: redis::Cmd,
+    /// The key written (shared by the writes to one stream).
+    stream: Arc<str>,
+    /// The `XADD` (taken when its pipeline is built).
+    command: Option<redis::Cmd>,
 }
 
 /// The writes grouped into pipelines, as indexes into `writes`, in order within each. On one
@@ -74,16 +77,23 @@ impl BusInner {
         }
         let span = tracing::info_span!("publish_all", bus = "redis", events = events.len());
         async {
-            let writes = self.plan(&events, &mut failed);
-            let replies = self.send(&writes).await;
+            let mut writes = self.plan(&events, &mut failed);
+            let replies = self.send(&mut writes).await;
             let mut entries: Vec<Vec<(String, String)>> =
                 events.iter().map(|_| Vec::new()).collect();
+            // Entries written per stream, counted once per stream (not per entry).
+            let mut per_stream: Vec<(&'static str, Arc<str>, u64)> = Vec::new();
             for (write, reply) in writes.into_iter().zip(replies) {
                 let event = &events[write.event];
                 match reply {
                     Ok(id) => match write.channel {
                         Some(channel) => {
-                            self.publishes.record(event.event_type, &write.stream);
+                            match per_stream.iter_mut().find(|(_, s, _)| {
+                                Arc::ptr_eq(s, &write.stream) || *s == write.stream
+                            }) {
+                                Some((_, _, n)) => *n += 1,
+                                None => per_stream.push((event.event_type, write.stream, 1)),
+                            }
                             entries[write.event].push((channel, id));
                         }
                         None => tracing::debug!(workflow_entry = %id, event_id = %event.event_id,
@@ -98,6 +108,9 @@ impl BusInner {
                         }
                     }
                 }
+            }
+            for (event_type, stream, n) in per_stream {
+                self.publishes.record_n(event_type, &stream, n);
             }
             let mut written = 0;
             let results: BatchResults = events
@@ -132,17 +145,32 @@ impl BusInner {
     fn plan(&self, events: &[EncodedEvent], failed: &mut [Option<PublishError>]) -> Vec<Write> {
         let options = &self.config.common;
         let mut writes = Vec::with_capacity(events.len());
+        // The last key built, reused while the events go to the same stream (one type on one
+        // channel, unpartitioned: the common batch).
+        let mut last: Option<(&'static str, String, Arc<str>)> = None;
         for (i, event) in events.iter().enumerate() {
             if failed[i].is_some() {
                 continue;
             }
             let channels = event.channels.names();
             for channel in options.layout.distinct_streams(&channels) {
-                let stream = self.entry_stream(channel, event);
+                let reusable = last.as_ref().filter(|(event_type, last_channel, _)| {
+                    *event_type == event.event_type
+                        && last_channel == channel
+                        && !self.config.partitions.is_partitioned(event.event_type)
+                });
+                let stream: Arc<str> = match reusable {
+                    Some((_, _, stream)) => Arc::clone(stream),
+                    None => {
+                        let stream: Arc<str> = Arc::from(self.entry_stream(channel, event));
+                        last = Some((event.event_type, (*channel).to_owned(), Arc::clone(&stream)));
+                        stream
+                    }
+                };
                 writes.push(Write {
                     event: i,
                     channel: Some((*channel).to_owned()),
-                    command: xadd_command(&stream, channel, &event.json),
+                    command: Some(xadd_command(&stream, channel, &event.json)),
                     stream,
                 });
             }
@@ -156,8 +184,8 @@ impl BusInner {
                     Ok(command) => writes.push(Write {
                         event: i,
                         channel: None,
-                        stream: stream.to_owned(),
-                        command,
+                        stream: Arc::from(stream),
+                        command: Some(command),
                     }),
                     Err(source) => {
                         failed[i] = Some(PublishError::Transport {
@@ -174,14 +202,22 @@ impl BusInner {
     /// Sends the writes, a pipeline per group of [`pipelines`], all concurrently; the entry id
     /// or the error of each write, in the order of `writes`. A pipeline that fails as a whole
     /// (a dropped connection, a timeout) fails each of its writes with that error.
-    async fn send(&self, writes: &[Write]) -> Vec<Result<String, BoxError>> {
+    async fn send(&self, writes: &mut [Write]) -> Vec<Result<String, BoxError>> {
         let groups = pipelines(writes);
-        let sent = groups.iter().map(|group| {
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors();
-            for &i in group {
-                pipe.add_command(writes[i].command.clone());
-            }
+        let pipes: Vec<redis::Pipeline> = groups
+            .iter()
+            .map(|group| {
+                let mut pipe = redis::Pipeline::with_capacity(group.len());
+                pipe.ignore_errors();
+                for &i in group {
+                    if let Some(command) = writes[i].command.take() {
+                        pipe.add_command(command);
+                    }
+                }
+                pipe
+            })
+            .collect();
+        let sent = pipes.into_iter().map(|pipe| {
             let mut conn = self.conn.clone();
             async move { pipe.query_async::<Vec<Value>>(&mut conn).await }
         });

@@ -62,6 +62,9 @@ impl TestTransport for RedisBus {
         for (event_type, n) in &t.partitions {
             builder = builder.partitions(event_type, *n);
         }
+        if let Some(n) = t.max_reader_connections {
+            builder = builder.max_reader_connections(n);
+        }
         match builder.build().await {
             Ok(bus) => bus,
             Err(e) => panic!("cannot connect to Redis at {}: {e}", t.url),
@@ -103,6 +106,8 @@ pub struct TestBus {
     pub allowed_group_names: Vec<String>,
     /// Partitioned event types and their partition counts (Redis).
     pub partitions: Vec<(String, u16)>,
+    /// The most reader connections (Redis; default: the bus's own default).
+    pub max_reader_connections: Option<usize>,
 }
 
 impl TestBus {
@@ -126,6 +131,7 @@ impl TestBus {
             layout: StreamLayout::default(),
             allowed_group_names: Vec::new(),
             partitions: Vec::new(),
+            max_reader_connections: None,
         }
     }
 

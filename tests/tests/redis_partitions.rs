@@ -77,8 +77,28 @@ async fn owners(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_tenants_order_holds_across_partitions_with_competing_consumers() {
     event_bus_tests::init_tracing();
+    competing_consumers_keep_each_tenants_order(partitioned(
+        "partitions-order",
+        &["probe-a", "probe-tenant-ordered"],
+    ))
+    .await;
+}
+
+/// The same with shared readers: each process reads its two subscribers' eight partition
+/// streams on one connection (see `max_reader_connections`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tenants_order_holds_with_shared_readers_too() {
+    event_bus_tests::init_tracing();
+    let mut t = partitioned("partitions-shared", &["probe-a", "probe-tenant-ordered"]);
+    t.max_reader_connections = Some(1);
+    competing_consumers_keep_each_tenants_order(t).await;
+}
+
+/// Three processes run `t`'s two subscribers, the second and third joining while events are
+/// handled; every event is handled once per subscriber, each tenant's in publish order, every
+/// partition read to its end, and the partitions shared by the three.
+async fn competing_consumers_keep_each_tenants_order(t: TestBus) {
     let subs = ["probe-a", "probe-tenant-ordered"];
-    let t = partitioned("partitions-order", &subs);
     // Three processes running both subscribers, sharing their groups: the second and the
     // third join while events are being handled, and the partitions are handed over to them.
     let mut buses: Vec<RedisBus> = Vec::new();

@@ -17,6 +17,8 @@
 //! | `{prefix}:replay-requests` | string | a counter of the replay requests written ([`replay_signal`]) |
 //! | `{stream}:runs:{group}` | hash | failed handler runs per entry |
 //! | `{stream}:trimmed:{group}` | hash | entries trimmed before the group read them |
+//! | `{stream}:owner:{group}` | string | a partition stream's owner in `group` (a lease; see below) |
+//! | `{stream}:members:{group}` | sorted set | on a type's first partition: `group`'s live consumers |
 //!
 //! # Partitioned streams
 //!
@@ -30,6 +32,12 @@
 //! CRC16 as the cluster computes it) falls in the middle half of the `i`-th of `N` equal
 //! ranges of the 16,384 slots, so the partitions land on distinct, evenly spread slots. A
 //! tenant's events go to partition [`partition_of`] (CRC16 of the tenant id's text, mod `N`).
+//!
+//! Each partition is read by one consumer of a group at a time, which keeps each tenant's
+//! order with competing consumers: the group's live consumers (heartbeats in
+//! `{first partition}:members:{group}`) split the partitions round-robin by name, and each
+//! takes its own with a lease on `{partition}:owner:{group}` (lasting `claim_idle`), handing a
+//! partition over once what it read from it is handled and acknowledged.
 //!
 //! # Replay requests
 //!

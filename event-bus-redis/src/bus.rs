@@ -464,8 +464,8 @@ impl Bus for RedisBus {
     }
 
     /// Checks the whole batch first, then pipelines its `XADD`s (the workflow stream's too),
-    /// at most [`MAX_PIPELINE`](batch::MAX_PIPELINE) commands per pipeline, over the
-    /// multiplexed connection: one round trip per pipeline. Per-event results as
+    /// at most 1,024 commands per pipeline, over the multiplexed connection: one round trip
+    /// per pipeline, the pipelines of a larger batch sent together. Per-event results as
     /// [`Bus::publish_all`] describes.
     async fn publish_encoded_all(&self, events: Vec<EncodedEvent>) -> BatchResults {
         self.inner.write_all(events).await
@@ -537,14 +537,12 @@ impl Bus for RedisBus {
                 self.inner.config.response_timeout,
             );
             if let Err(e) = reader.connect().await {
-                let whose = if shared_readers {
-                    format!("shared reader connection {} of {readers}", i + 1)
-                } else {
-                    format!(
-                        "the reader connection of subscriber {} on {}",
-                        resolved.subscribers[units[i].0].name(),
-                        units[i].1
-                    )
+                let whose = match units.get(i).filter(|_| !shared_readers) {
+                    Some((s, stream)) => format!(
+                        "the reader connection of subscriber {} on {stream}",
+                        resolved.subscribers[*s].name()
+                    ),
+                    None => format!("shared reader connection {} of {readers}", i + 1),
                 };
                 return Err(StartError::Transport {
                     what: format!("{whose}: {}", connection::describe(&e)),

@@ -111,7 +111,7 @@ pub fn partition_tag(i: u16, n: u16) -> String {
 /// The partition of `tenant` among `n`: `CRC16(tenant as lowercase hyphenated text) mod n`.
 ///
 /// ```
-/// let tenant = uuid::Uuid::parse_str("4f7c3d1e-2b9a-4c8d-9e0f-1a2b3c4d5e6f").unwrap();
+/// let tenant = uuid::Uuid::from_u128(0x4f7c3d1e_2b9a_4c8d_9e0f_1a2b3c4d5e6f);
 /// assert!(event_bus_redis::admin::partition_of(tenant, 8) < 8);
 /// ```
 pub fn partition_of(tenant: Uuid, n: u16) -> u16 {
@@ -249,7 +249,7 @@ mod tests {
 
     #[test]
     fn tenants_spread_over_partitions_and_stay_put() {
-        let tenant = Uuid::parse_str("4f7c3d1e-2b9a-4c8d-9e0f-1a2b3c4d5e6f").unwrap();
+        let tenant = Uuid::from_u128(0x4f7c3d1e_2b9a_4c8d_9e0f_1a2b3c4d5e6f);
         assert_eq!(
             partition_of(tenant, 8),
             crc16(b"4f7c3d1e-2b9a-4c8d-9e0f-1a2b3c4d5e6f") % 8

@@ -20,6 +20,9 @@
 //! taken is after the id the wait starts from. Entries others consumed first (competing
 //! consumers in other processes) wake the shard once, and the next poll moves its ids on.
 //!
+//! A member reading a partition that another consumer of its group owns (see
+//! [`assignment`](super::assignment)) is neither polled nor waited on until it owns it.
+//!
 //! On Redis Cluster a multi-key `XREAD` must stay within one hash slot: there a shard's wait
 //! covers the streams of one slot (streams that share a hash tag), which is how this carries
 //! over; see the README.

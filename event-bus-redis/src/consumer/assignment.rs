@@ -153,7 +153,13 @@ impl Assigner {
         match (self.standing[p], assigned) {
             (Standing::NotOwned, false) => {}
             (Standing::NotOwned, true) => {
-                if self.lease_script(ACQUIRE, p).await? {
+                // Taken only once what this consumer read of it before (a lease lost while it
+                // was being handled) is done: the claim below takes every pending entry.
+                let shared = &self.partitions[p].shared;
+                let drained = !shared.reading.load(Ordering::SeqCst)
+                    && self.partitions[p].pool.held() == 0
+                    && shared.acks.settled();
+                if drained && self.lease_script(ACQUIRE, p).await? {
                     let member = &self.partitions[p];
                     // What an owner that died left pending is handled first, in order.
                     claims::claim_stale(

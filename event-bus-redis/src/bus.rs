@@ -484,6 +484,15 @@ impl Bus for RedisBus {
             return Err(StartError::AlreadyStarted);
         }
         let resolved = self.options().resolve_for_start("redis")?;
+        for event_type in self.inner.config.partitions.event_types() {
+            if !resolved.events.iter().any(|e| e.event_type == event_type) {
+                tracing::warn!(
+                    event_type,
+                    "`partitions` names an event type this bus does not know: check its spelling \
+                     (the type's EVENT_TYPE, e.g. TICKET_UPDATED)"
+                );
+            }
+        }
         describe_metrics();
         let shared = Shared::new(
             self.options().state.clone(),

@@ -168,6 +168,11 @@ impl Partitions {
         self.tags.contains_key(event_type)
     }
 
+    /// The partitioned event types.
+    pub(crate) fn event_types(&self) -> impl Iterator<Item = &str> {
+        self.tags.keys().map(String::as_str)
+    }
+
     /// Whether no event type is partitioned.
     pub(crate) fn is_empty(&self) -> bool {
         self.tags.is_empty()

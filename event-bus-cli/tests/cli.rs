@@ -520,3 +520,60 @@ async fn errors_say_what_to_do_and_hide_the_password() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("event-bus status"), "{}", stderr(&o));
 }
+
+/// A partitioned event type: `status` lists each partition stream as a stream of its event
+/// type, with its length, its group and its dead letters, and `dead-letters list --stream
+/// PROBE` finds the letters of every partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_lists_every_partition_of_a_partitioned_type() {
+    use event_bus_redis::admin::{partition_of, partition_stream, partition_tag};
+    let mut t = TestBus::new(BusKind::Redis, "cli-partitions", &["probe-a"]);
+    t.partitions = vec![("PROBE".to_owned(), 4)];
+    let bus = t.redis().await;
+    let running = bus.start().await.unwrap();
+    // Two tenants on each of the four partitions, five events each; one fails for good.
+    let mut per_partition = [0; 4];
+    let mut tenants = Vec::new();
+    while tenants.len() < 8 {
+        let tenant = Uuid::new_v4();
+        let p = usize::from(partition_of(tenant, 4));
+        if per_partition[p] < 2 {
+            per_partition[p] += 1;
+            tenants.push(tenant);
+        }
+    }
+    let mut probes: Vec<Probe> = (0..40)
+        .map(|seq| Probe::new(tenants[seq % 8], seq as u64))
+        .collect();
+    probes[0].permanent = true;
+    assert!(bus.publish_all(probes).await.iter().all(Result::is_ok));
+    assert_eq!(wait_dead_letters(&bus, 1, WAIT).await.len(), 1);
+    running.idle().await;
+    running.shutdown().await.unwrap();
+
+    let streams: Vec<String> = (0..4)
+        .map(|i| partition_stream(&format!("{}:PROBE", t.prefix), &partition_tag(i, 4)))
+        .collect();
+    let failing = &streams[usize::from(partition_of(tenants[0], 4))];
+    let status = cli_json(&t, &["status"]).await;
+    let rows = status["streams"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{status:#}");
+    for stream in &streams {
+        let row = rows
+            .iter()
+            .find(|r| r["stream"] == stream.as_str())
+            .unwrap_or_else(|| panic!("no row for {stream}: {status:#}"));
+        assert_eq!(row["event_type"], "PROBE");
+        assert_eq!(row["length"], 10);
+        assert_eq!(row["groups"], 1);
+        assert_eq!(row["dead_letters"], u64::from(stream == failing));
+        let g = group(&status, stream, "probe-a");
+        assert_eq!(g["lag"], 0);
+        assert_eq!(g["pending"], 0);
+    }
+    let listed = cli_json(&t, &["dead-letters", "list", "--stream", "PROBE"]).await;
+    let letters = listed.as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{listed:#}");
+    assert_eq!(letters[0]["stream"], failing.as_str());
+    t.cleanup().await;
+}

@@ -11,7 +11,10 @@ use crate::envelope::Envelope;
 use crate::error::{PublishError, ShutdownError, StartError};
 use crate::event::Event;
 use crate::health::Health;
-use crate::publish::{encode, encode_envelope, Channels, EncodedEvent, Published, Publisher};
+use crate::publish::{
+    check_batch, encode, encode_envelope, BatchResults, Channels, EncodedEvent, Published,
+    Publisher,
+};
 use crate::stats::BusStats;
 
 /// An event bus: publish typed events, start the subscribers linked into the binary, and look
@@ -98,6 +101,83 @@ pub trait Bus: Clone + fmt::Debug + Send + Sync + 'static {
         let encoded = encode_envelope(envelope);
         async move { self.publish_encoded(encoded?).await }
     }
+
+    /// Publishes a batch: validates and encodes every event first, then writes them together
+    /// (on Redis, pipelined: one round trip per batch instead of one per event). Returns one
+    /// result per event, in the order given.
+    ///
+    /// - **Validation is all or nothing**: when any event fails validation (or encoding),
+    ///   nothing of the batch is written; the failing events report their error and every
+    ///   other one [`PublishError::BatchRejected`], so the caller fixes the batch and sends it
+    ///   again whole, with no duplicate.
+    /// - **Writes are per event**: once every event passed, each is written on its own. A
+    ///   transport error (a Redis error reply, a dropped connection) fails the events it hit,
+    ///   with [`PublishError::Transport`], and the others are written. To retry the failed
+    ///   ones without risking duplicates, keep their envelopes and send them again with
+    ///   [`Bus::publish_envelopes`] (same ids: a subscriber's de-duplication drops a copy).
+    /// - Everything else is as for [`Bus::publish`]: fresh envelopes, the event type's
+    ///   channels, the same counters, and after shutdown every event fails with
+    ///   [`PublishError::Closed`].
+    ///
+    /// ```
+    /// use event_bus_core::{Bus, Event, MemoryBus, PublishError};
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize, Event)]
+    /// #[serde(rename_all = "camelCase")]
+    /// struct TicketClosed { tenant_id: uuid::Uuid }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bus = MemoryBus::builder().allow_no_subscribers(true).build().await?;
+    /// let tenant = uuid::Uuid::new_v4();
+    /// let results = bus.publish_all((0..3).map(|_| TicketClosed { tenant_id: tenant })).await;
+    /// assert!(results.iter().all(Result::is_ok));
+    ///
+    /// // One invalid event: nothing is written.
+    /// let results = bus
+    ///     .publish_all([TicketClosed { tenant_id: tenant }, TicketClosed { tenant_id: uuid::Uuid::nil() }])
+    ///     .await;
+    /// assert!(matches!(results[0], Err(PublishError::BatchRejected { rejected: 1, .. })));
+    /// assert!(matches!(results[1], Err(PublishError::Invalid { .. })));
+    /// assert_eq!(bus.stats().published, 3);
+    /// # Ok(()) }
+    /// ```
+    fn publish_all<E: Event>(
+        &self,
+        events: impl IntoIterator<Item = E>,
+    ) -> impl Future<Output = BatchResults> + Send {
+        let encoded = check_batch(events.into_iter().map(encode).collect());
+        async move {
+            match encoded {
+                Ok(events) => self.publish_encoded_all(events).await,
+                Err(results) => results,
+            }
+        }
+    }
+
+    /// Like [`Bus::publish_all`], keeping each envelope's id and timestamp (a batch, or its
+    /// failed part, retried after a transport error reuses its envelopes).
+    fn publish_envelopes<E: Event>(
+        &self,
+        envelopes: &[Envelope<E>],
+    ) -> impl Future<Output = BatchResults> + Send {
+        let encoded = check_batch(envelopes.iter().map(encode_envelope).collect());
+        async move {
+            match encoded {
+                Ok(events) => self.publish_encoded_all(events).await,
+                Err(results) => results,
+            }
+        }
+    }
+
+    /// Writes a batch of events already validated and encoded, of any event types (see
+    /// [`transport::encode`](crate::transport::encode) and
+    /// [`transport::check_batch`](crate::transport::check_batch), which every bus runs first
+    /// here too). One result per event, in order, as [`Bus::publish_all`] describes.
+    fn publish_encoded_all(
+        &self,
+        events: Vec<EncodedEvent>,
+    ) -> impl Future<Output = BatchResults> + Send;
 
     /// Writes an event already validated and encoded (see
     /// [`transport::encode`](crate::transport::encode)).

@@ -47,6 +47,16 @@ pub enum PublishError {
         #[source]
         source: BoxError,
     },
+    /// A batch publish ([`Bus::publish_all`](crate::Bus::publish_all)) wrote nothing because
+    /// `rejected` of its events failed before any I/O (validation, encoding, no channel); this
+    /// one was valid and was not written either.
+    #[error("the {event_type} event was not written: {rejected} other event(s) of its batch were rejected before any I/O, and a batch is written only when every event passes")]
+    BatchRejected {
+        /// The event type.
+        event_type: &'static str,
+        /// How many events of the batch were rejected.
+        rejected: usize,
+    },
 }
 
 impl PublishError {

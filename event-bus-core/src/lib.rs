@@ -77,7 +77,7 @@ pub use event::{is_valid_channel, tenant_uuid, TENANT_NAMESPACE};
 pub use event::{is_valid_event_type, stream_name, Event, StreamLayout, DEFAULT_CHANNEL};
 pub use health::{Health, SubscriberHealth};
 pub use memory::{MemoryBus, MemoryBusBuilder, RunningMemoryBus};
-pub use publish::{ChannelEntry, Published, Publisher};
+pub use publish::{BatchResults, ChannelEntry, Published, Publisher};
 pub use registry::{
     registered_events, registered_subscribers, EventRegistration, SubscriberRegistration,
 };

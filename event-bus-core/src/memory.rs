@@ -19,7 +19,7 @@ use crate::error::{PublishError, ShutdownError, StartError};
 use crate::event::StreamLayout;
 use crate::health::{Health, SubscriberHealth};
 use crate::metrics::{self, PublishTargets};
-use crate::publish::{EncodedEvent, Published, Publisher};
+use crate::publish::{check_batch, BatchResults, EncodedEvent, Published, Publisher};
 use crate::stats::{BusStats, SubscriberCounters};
 use crate::transport::{bus_builder_options, BusOptions, Dedupe, Message, Sink, WorkerPool};
 
@@ -281,6 +281,15 @@ impl Bus for MemoryBus {
 
     async fn publish_encoded(&self, event: EncodedEvent) -> Result<Published, PublishError> {
         self.inner.write(event)
+    }
+
+    /// Checks the batch ([`check_batch`]), then writes each event in order, as
+    /// [`Bus::publish_encoded`] does.
+    async fn publish_encoded_all(&self, events: Vec<EncodedEvent>) -> BatchResults {
+        match check_batch(events.into_iter().map(Ok).collect()) {
+            Ok(events) => events.into_iter().map(|e| self.inner.write(e)).collect(),
+            Err(results) => results,
+        }
     }
 
     fn publisher(&self) -> Arc<dyn Publisher> {

@@ -229,8 +229,9 @@ impl SubscriberMetrics {
 /// `event_bus_published_total` counter, both built at the first publish and then looked up,
 /// so that a publish neither formats the stream name nor looks up labels again.
 ///
-/// The look-up is by the event type's address (event types are `&'static str`) and the
-/// channel; the same type name at two addresses (two crates' copies of a literal) gets two
+/// The look-up is by the event type's address (event types are `&'static str`) and a key that
+/// names the stream within the type: its channel, or the stream's own name where the stream
+/// depends on more than the channel (a partition). The same type name at two addresses (two crates' copies of a literal) gets two
 /// entries for one stream, whose counters the recorder merges, as it does any handles with
 /// equal labels.
 #[derive(Debug, Default)]
@@ -266,7 +267,7 @@ impl Hasher for AddressHasher {
 /// One stream a bus publishes to, with its counter: see [`PublishTargets`].
 #[derive(Debug)]
 pub struct PublishTarget {
-    channel: Box<str>,
+    key: Box<str>,
     stream: Box<str>,
     counter: Counter,
 }
@@ -281,40 +282,43 @@ impl PublishTarget {
     pub fn record(&self) {
         self.counter.increment(1);
     }
+
+    /// Counts `n` entries written to the stream (a batch's, at once).
+    pub fn record_n(&self, n: u64) {
+        self.counter.increment(n);
+    }
 }
 
 impl PublishTargets {
-    /// The target of `event_type` on `channel`; `stream` names its stream the first time.
+    /// The target of `event_type` under `key` (see above); `stream` names its stream the
+    /// first time.
     pub fn get(
         &self,
         event_type: &'static str,
-        channel: &str,
+        key: &str,
         stream: impl FnOnce() -> String,
     ) -> Arc<PublishTarget> {
-        let key = event_type.as_ptr() as usize;
+        let address = event_type.as_ptr() as usize;
         let find = |targets: &Vec<Arc<PublishTarget>>| {
-            targets
-                .iter()
-                .find(|t| *t.channel == *channel)
-                .map(Arc::clone)
+            targets.iter().find(|t| *t.key == *key).map(Arc::clone)
         };
         if let Some(target) = self
             .by_type
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
+            .get(&address)
             .and_then(find)
         {
             return target;
         }
         let mut by_type = self.by_type.write().unwrap_or_else(PoisonError::into_inner);
-        let targets = by_type.entry(key).or_default();
+        let targets = by_type.entry(address).or_default();
         if let Some(target) = find(targets) {
             return target;
         }
         let stream = stream();
         let target = Arc::new(PublishTarget {
-            channel: channel.into(),
+            key: key.into(),
             counter: ::metrics::counter!(
                 PUBLISHED,
                 "event_type" => event_type,

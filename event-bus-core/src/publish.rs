@@ -83,6 +83,14 @@ pub enum Channels {
 }
 
 impl Channels {
+    /// Whether no channel is named.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Channels::Declared(names) => names.is_empty(),
+            Channels::Named(names) => names.is_empty(),
+        }
+    }
+
     /// The channel names, in order (declared ones borrowed, without an allocation).
     pub fn names(&self) -> std::borrow::Cow<'_, [&str]> {
         match self {
@@ -156,6 +164,56 @@ pub fn encode_envelope<E: Event>(envelope: &Envelope<E>) -> Result<EncodedEvent,
         json,
         channels: Channels::Declared(E::CHANNELS),
     })
+}
+
+/// The outcome of a batch publish: one result per event, in the order the events were given.
+pub type BatchResults = Vec<Result<Published, PublishError>>;
+
+/// The check every bus runs on a batch before any I/O: each event's encoding (validation
+/// included) must have succeeded and each must name a channel. `Ok` with the events when all
+/// pass; otherwise the batch's results, nothing written: each failure as it is, and every other
+/// event [`PublishError::BatchRejected`].
+///
+/// ```
+/// use event_bus_core::transport::{check_batch, encode};
+/// use event_bus_core::{Event, PublishError};
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Event)]
+/// #[serde(rename_all = "camelCase")]
+/// struct TicketClosed { tenant_id: uuid::Uuid }
+///
+/// let ok = encode(TicketClosed { tenant_id: uuid::Uuid::new_v4() });
+/// let bad = encode(TicketClosed { tenant_id: uuid::Uuid::nil() });
+/// let results = check_batch(vec![ok, bad]).unwrap_err();
+/// assert!(matches!(results[0], Err(PublishError::BatchRejected { rejected: 1, .. })));
+/// assert!(matches!(results[1], Err(PublishError::Invalid { .. })));
+/// ```
+pub fn check_batch(
+    encoded: Vec<Result<EncodedEvent, PublishError>>,
+) -> Result<Vec<EncodedEvent>, BatchResults> {
+    let rejected = encoded
+        .iter()
+        .filter(|e| match e {
+            Ok(event) => event.channels.is_empty(),
+            Err(_) => true,
+        })
+        .count();
+    if rejected == 0 {
+        return Ok(encoded.into_iter().flatten().collect());
+    }
+    Err(encoded
+        .into_iter()
+        .map(|e| match e {
+            Ok(event) if event.channels.is_empty() => Err(PublishError::NoChannel {
+                event_type: event.event_type,
+            }),
+            Ok(event) => Err(PublishError::BatchRejected {
+                event_type: event.event_type,
+                rejected,
+            }),
+            Err(e) => Err(e),
+        })
+        .collect())
 }
 
 /// Writes encoded events: implemented by each bus, used by [`Context::publish`](crate::Context::publish).

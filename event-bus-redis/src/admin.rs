@@ -17,6 +17,27 @@
 //! | `{prefix}:replay-requests` | string | a counter of the replay requests written ([`replay_signal`]) |
 //! | `{stream}:runs:{group}` | hash | failed handler runs per entry |
 //! | `{stream}:trimmed:{group}` | hash | entries trimmed before the group read them |
+//! | `{stream}:owner:{group}` | string | a partition stream's owner in `group` (a lease; see below) |
+//! | `{stream}:members:{group}` | sorted set | on a type's first partition: `group`'s live consumers |
+//!
+//! # Partitioned streams
+//!
+//! An event type partitioned `N` ways
+//! ([`RedisBusBuilder::partitions`](crate::RedisBusBuilder::partitions)) has `N` event streams
+//! instead of one: partition `i` is `{prefix}:{p<i>of<N>-<k>}:{EVENT_TYPE}` (per channel:
+//! `{prefix}:{channel}:{p<i>of<N>-<k>}:{EVENT_TYPE}`), each with its own dead-letter, replay
+//! and runs keys derived as above. The event type stays the last segment, so a tool that
+//! lists a type's streams by [`event_type_of`] finds every partition. The braces are a Redis
+//! Cluster hash tag: [`partition_tag`] picks, for each `i`, the tag whose slot ([`slot`],
+//! CRC16 as the cluster computes it) falls in the middle half of the `i`-th of `N` equal
+//! ranges of the 16,384 slots, so the partitions land on distinct, evenly spread slots. A
+//! tenant's events go to partition [`partition_of`] (CRC16 of the tenant id's text, mod `N`).
+//!
+//! Each partition is read by one consumer of a group at a time, which keeps each tenant's
+//! order with competing consumers: the group's live consumers (heartbeats in
+//! `{first partition}:members:{group}`) split the partitions round-robin by name, and each
+//! takes its own with a lease on `{partition}:owner:{group}` (lasting `claim_idle`), handing a
+//! partition over once what it read from it is handled and acknowledged.
 //!
 //! # Replay requests
 //!
@@ -43,6 +64,9 @@ use crate::dead_letter;
 use crate::reply::{self, Entry};
 
 pub use crate::keys::{dead_letter_stream, event_type_of, replay_signal, replay_stream};
+pub use crate::partition::{
+    crc16, partition_of, partition_stream, partition_tag, slot, MAX_PARTITIONS, SLOTS,
+};
 
 /// The key prefix a bus uses unless told otherwise (`RedisBus::builder().prefix(...)`).
 pub const DEFAULT_PREFIX: &str = "event";

@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use event_bus_core::transport::{
-    describe_metrics, BusOptions, Dispatcher, EncodedEvent, Message, PublishTargets, Shared,
-    SubscriberCounters, WorkerPool,
+    describe_metrics, BatchResults, BusOptions, Dispatcher, EncodedEvent, Message, PublishTargets,
+    Shared, SubscriberCounters, WorkerPool,
 };
 use event_bus_core::{
     registered_subscribers, BoxError, Bus, BusStats, DeadLetter, DeadLetterError, DeadLetterFilter,
     Health, PublishError, Published, Publisher, RunningBus, ShutdownError, StartError, StartFrom,
-    DEFAULT_CHANNEL,
+    Subscriber, SubscriberHealth, DEFAULT_CHANNEL,
 };
 use futures_util::future::BoxFuture;
 use redis::aio::ConnectionManager;
@@ -24,6 +24,7 @@ use tracing::Instrument;
 use crate::config::{RedisBusBuilder, RedisConfig};
 use crate::connection;
 use crate::connection::BlockingConnection;
+use crate::consumer::assignment::Assigner;
 use crate::consumer::replays::ReplaySignal;
 use crate::consumer::{shard_loop, Consumer, Member, Process, ReaderMode, RedisSink};
 use crate::dead_letter;
@@ -33,6 +34,8 @@ use crate::reply;
 use crate::sampling;
 use crate::security;
 use crate::workflow;
+
+mod batch;
 
 /// The event bus on Redis Streams.
 ///
@@ -82,7 +85,8 @@ const CLOSED: u8 = 2;
 struct Started {
     name: String,
     event_type: &'static str,
-    pool: Arc<WorkerPool<RedisSink>>,
+    /// Its worker pools, by the stream each consumer reads (several for a partitioned type).
+    pools: Vec<(String, Arc<WorkerPool<RedisSink>>)>,
     counters: Arc<SubscriberCounters>,
 }
 
@@ -143,7 +147,7 @@ impl BusInner {
                 source,
             };
             let streams = options.layout.distinct_streams(&channels);
-            let (json, event_type) = (event.json.as_str(), event.event_type);
+            let json = event.json.as_str();
             let workflow = self
                 .config
                 .workflow_stream
@@ -152,7 +156,7 @@ impl BusInner {
             // The usual publish: one stream, no workflow copy, nothing to join.
             if let ([channel], None) = (streams, workflow) {
                 let id = self
-                    .write_channel(event_type, channel, json)
+                    .write_channel(&event, channel, json)
                     .await
                     .map_err(transport)?;
                 self.published.fetch_add(1, Ordering::Relaxed);
@@ -161,7 +165,7 @@ impl BusInner {
             }
             let writes = streams
                 .iter()
-                .map(|channel| self.write_channel(event_type, channel, json));
+                .map(|channel| self.write_channel(&event, channel, json));
             let workflow_write = async {
                 match workflow {
                     Some(stream) => self.write_workflow(stream, &event.json).await.map(Some),
@@ -187,36 +191,56 @@ impl BusInner {
         .await
     }
 
-    /// Writes `json` to the stream of `event_type` on `channel` and counts it: the entry's id.
+    /// Writes `json` to the stream `event` goes to on `channel` (its tenant's partition, when
+    /// its type is partitioned) and counts it: the entry's id.
     async fn write_channel(
         &self,
-        event_type: &'static str,
+        event: &EncodedEvent,
         channel: &str,
         json: &str,
     ) -> Result<String, BoxError> {
-        let options = &self.config.common;
-        let target = self.publishes.get(event_type, channel, || {
-            options.layout.stream(&options.prefix, channel, event_type)
-        });
+        let event_type = event.event_type;
+        let target = if self.config.partitions.partitioned(event_type) {
+            let stream = self.entry_stream(channel, event);
+            self.publishes.get(event_type, &stream, || stream.clone())
+        } else {
+            let options = &self.config.common;
+            self.publishes.get(event_type, channel, || {
+                options.layout.stream(&options.prefix, channel, event_type)
+            })
+        };
         let id = self.xadd(target.stream(), channel, json).await?;
         target.record();
         Ok(id)
     }
 
+    /// The stream `event`'s entry for `channel` goes to (its tenant's partition, when its type
+    /// is partitioned).
+    fn entry_stream(&self, channel: &str, event: &EncodedEvent) -> String {
+        let options = &self.config.common;
+        let stream = options
+            .layout
+            .stream(&options.prefix, channel, event.event_type);
+        if self.config.partitions.is_empty() {
+            return stream;
+        }
+        self.config
+            .partitions
+            .stream(stream, event.event_type, event.tenant_id)
+    }
+
+    /// The streams `subscriber` reads: its stream, or every partition of it.
+    fn subscriber_streams(&self, subscriber: &Subscriber) -> Vec<String> {
+        self.config.partitions.streams(
+            self.config.common.stream_of(subscriber),
+            subscriber.event_type(),
+        )
+    }
+
     /// `XADD stream * event <json> channel <channel>`: the entry's id.
     async fn xadd(&self, stream: &str, channel: &str, json: &str) -> Result<String, BoxError> {
         let mut conn = self.conn.clone();
-        // Sized up front: the JSON is most of it, and growing the buffer arg by arg
-        // reallocated it several times per publish.
-        let size = "XADD*eventchannel".len() + stream.len() + channel.len() + json.len();
-        let reply: Value = redis::Cmd::with_capacity(7, size)
-            .arg("XADD")
-            .arg(stream)
-            .arg("*")
-            .arg("event")
-            .arg(json)
-            .arg("channel")
-            .arg(channel)
+        let reply: Value = xadd_command(stream, channel, json)
             .query_async(&mut conn)
             .await?;
         reply::string(reply).ok_or_else(|| "XADD returned no entry id".into())
@@ -224,13 +248,10 @@ impl BusInner {
 
     /// The seed's workflow entry of the envelope (see [`crate::workflow`]).
     async fn write_workflow(&self, stream: &str, json: &str) -> Result<String, BoxError> {
-        let mut c = cmd("XADD");
-        c.arg(stream).arg("*");
-        for (name, value) in workflow::fields(json)? {
-            c.arg(name).arg(value);
-        }
         let mut conn = self.conn.clone();
-        let reply: Value = c.query_async(&mut conn).await?;
+        let reply: Value = workflow_command(stream, json)?
+            .query_async(&mut conn)
+            .await?;
         reply::string(reply).ok_or_else(|| "XADD returned no entry id".into())
     }
 
@@ -263,18 +284,19 @@ impl BusInner {
             .iter()
             .filter(|s| s.event_type() == event_type)
         {
-            let stream = self.config.common.stream_of(sub);
-            ensure_group(
-                &mut conn,
-                &stream,
-                sub.name(),
-                start_id(sub.options().start),
-            )
-            .await
-            .map_err(|e| PublishError::Transport {
-                event_type,
-                source: Box::new(e),
-            })?;
+            for stream in self.subscriber_streams(sub) {
+                ensure_group(
+                    &mut conn,
+                    &stream,
+                    sub.name(),
+                    start_id(sub.options().start),
+                )
+                .await
+                .map_err(|e| PublishError::Transport {
+                    event_type,
+                    source: Box::new(e),
+                })?;
+            }
         }
         state.early_groups.insert(event_type);
         self.early_groups
@@ -284,8 +306,19 @@ impl BusInner {
         Ok(())
     }
 
+    /// Every stream of the bus's event types (each partition of a partitioned type).
     fn event_streams(&self) -> Vec<String> {
-        self.config.common.streams()
+        let streams = self.config.common.streams();
+        if self.config.partitions.is_empty() {
+            return streams;
+        }
+        streams
+            .into_iter()
+            .flat_map(|stream| {
+                let event_type = crate::keys::event_type_of(&stream).to_owned();
+                self.config.partitions.streams(stream, &event_type)
+            })
+            .collect()
     }
 
     /// The groups on the bus's streams that no subscriber of this binary owns.
@@ -315,6 +348,32 @@ impl BusInner {
         }
         out
     }
+}
+
+/// `XADD stream * event <json> channel <channel>`.
+fn xadd_command(stream: &str, channel: &str, json: &str) -> redis::Cmd {
+    // Sized up front: the JSON is most of it, and growing the buffer arg by arg
+    // reallocated it several times per publish.
+    let size = "XADD*eventchannel".len() + stream.len() + channel.len() + json.len();
+    let mut c = redis::Cmd::with_capacity(7, size);
+    c.arg("XADD")
+        .arg(stream)
+        .arg("*")
+        .arg("event")
+        .arg(json)
+        .arg("channel")
+        .arg(channel);
+    c
+}
+
+/// The `XADD` of the seed's workflow entry of the envelope (see [`crate::workflow`]).
+fn workflow_command(stream: &str, json: &str) -> Result<redis::Cmd, BoxError> {
+    let mut c = cmd("XADD");
+    c.arg(stream).arg("*");
+    for (name, value) in workflow::fields(json)? {
+        c.arg(name).arg(value);
+    }
+    Ok(c)
 }
 
 impl Publisher for BusInner {
@@ -432,6 +491,14 @@ impl Bus for RedisBus {
         self.inner.write(event).await
     }
 
+    /// Checks the whole batch first, then pipelines its `XADD`s (the workflow stream's too),
+    /// at most 1,024 commands per pipeline, over the multiplexed connection: one round trip
+    /// per pipeline, the pipelines of a larger batch sent together. Per-event results as
+    /// [`Bus::publish_all`] describes.
+    async fn publish_encoded_all(&self, events: Vec<EncodedEvent>) -> BatchResults {
+        self.inner.write_all(events).await
+    }
+
     fn publisher(&self) -> Arc<dyn Publisher> {
         Arc::clone(&self.inner) as Arc<dyn Publisher>
     }
@@ -445,18 +512,39 @@ impl Bus for RedisBus {
             return Err(StartError::AlreadyStarted);
         }
         let resolved = self.options().resolve_for_start("redis")?;
+        for event_type in self.inner.config.partitions.event_types() {
+            if !resolved.events.iter().any(|e| e.event_type == event_type) {
+                tracing::warn!(
+                    event_type,
+                    "`partitions` names an event type this bus does not know: check its spelling \
+                     (the type's EVENT_TYPE, e.g. TICKET_UPDATED)"
+                );
+            }
+        }
         describe_metrics();
         let shared = Shared::new(
             self.options().state.clone(),
             Arc::clone(&self.inner) as Arc<dyn Publisher>,
         );
-        // Every group in one round trip.
-        let groups: Vec<(String, String, &'static str)> = resolved
+        // One consumer per subscriber and stream it reads: its stream, or each partition of it.
+        let units: Vec<(usize, String)> = resolved
             .subscribers
             .iter()
-            .map(|s| {
+            .enumerate()
+            .flat_map(|(i, s)| {
+                self.inner
+                    .subscriber_streams(s)
+                    .into_iter()
+                    .map(move |stream| (i, stream))
+            })
+            .collect();
+        // Every group in one round trip.
+        let groups: Vec<(String, String, &'static str)> = units
+            .iter()
+            .map(|(i, stream)| {
+                let s = &resolved.subscribers[*i];
                 (
-                    self.options().stream_of(s),
+                    stream.clone(),
                     s.name().to_owned(),
                     start_id(s.options().start),
                 )
@@ -474,14 +562,10 @@ impl Bus for RedisBus {
             });
         }
         // Reader connections, connected (and checked) before anything runs: one per
-        // subscriber, or, past `max_reader_connections`, one per shard of subscribers.
+        // consumer, or, past `max_reader_connections`, one per shard of consumers.
         let limit = self.inner.config.max_reader_connections;
-        let shared_readers = resolved.subscribers.len() > limit;
-        let readers = if shared_readers {
-            limit
-        } else {
-            resolved.subscribers.len()
-        };
+        let shared_readers = units.len() > limit;
+        let readers = if shared_readers { limit } else { units.len() };
         let mut connections = Vec::with_capacity(readers);
         for i in 0..readers {
             let mut reader = BlockingConnection::new(
@@ -490,13 +574,12 @@ impl Bus for RedisBus {
                 self.inner.config.response_timeout,
             );
             if let Err(e) = reader.connect().await {
-                let whose = if shared_readers {
-                    format!("shared reader connection {} of {readers}", i + 1)
-                } else {
-                    format!(
-                        "the reader connection of subscriber {}",
-                        resolved.subscribers[i].name()
-                    )
+                let whose = match units.get(i).filter(|_| !shared_readers) {
+                    Some((s, stream)) => format!(
+                        "the reader connection of subscriber {} on {stream}",
+                        resolved.subscribers[*s].name()
+                    ),
+                    None => format!("shared reader connection {} of {readers}", i + 1),
                 };
                 return Err(StartError::Transport {
                     what: format!("{whose}: {}", connection::describe(&e)),
@@ -520,8 +603,26 @@ impl Bus for RedisBus {
             replay_signal: &replay_signal,
             stop: &self.inner.stop,
         };
-        for subscriber in &resolved.subscribers {
-            let stream = self.options().stream_of(subscriber);
+        // A subscriber's counters, shared by its consumers (labelled with its unpartitioned
+        // stream).
+        let counters: Vec<Arc<SubscriberCounters>> = resolved
+            .subscribers
+            .iter()
+            .map(|s| {
+                Arc::new(SubscriberCounters::new(
+                    s.name(),
+                    s.event_type(),
+                    &self.options().stream_of(s),
+                ))
+            })
+            .collect();
+        // A subscriber of a partitioned type: its consumers read the partitions this process
+        // owns (see `consumer::assignment`).
+        let partitioned: Vec<bool> = (0..resolved.subscribers.len())
+            .map(|i| units.iter().filter(|(s, _)| *s == i).count() > 1)
+            .collect();
+        for (i, stream) in units {
+            let subscriber = &resolved.subscribers[i];
             let mut dispatcher =
                 Dispatcher::new(subscriber.clone(), shared.clone(), self.options().retry);
             if let Some(window) = subscriber.options().dedupe {
@@ -538,14 +639,57 @@ impl Bus for RedisBus {
                 Some(own) => ReaderMode::Own(Box::new(own)),
                 None => ReaderMode::Shared,
             };
-            let c = Consumer::start(dispatcher, stream, mode, &process);
-            self.inner.started().push(Started {
-                name: c.name.clone(),
-                event_type: c.event_type,
-                pool: Arc::clone(&c.pool),
-                counters: Arc::clone(&c.counters),
-            });
+            let c = Consumer::start(
+                dispatcher,
+                stream,
+                mode,
+                &process,
+                Arc::clone(&counters[i]),
+                partitioned[i],
+            );
+            let pool = (c.stream().to_owned(), Arc::clone(&c.pool));
+            let mut started = self.inner.started();
+            match started.iter_mut().find(|s| s.name == c.name) {
+                Some(s) => s.pools.push(pool),
+                None => started.push(Started {
+                    name: c.name.clone(),
+                    event_type: c.event_type,
+                    pools: vec![pool],
+                    counters: Arc::clone(&c.counters),
+                }),
+            }
+            drop(started);
             consumers.push(c);
+        }
+        // Each partitioned subscriber's partitions: a first round of assignment (taking what is
+        // free), then a round every claim interval.
+        let mut assigners = Vec::new();
+        let lease = self.inner.config.claim_idle;
+        let every = self
+            .inner
+            .config
+            .claim_interval
+            .min(lease / 3)
+            .max(Duration::from_millis(10));
+        for (i, subscriber) in resolved.subscribers.iter().enumerate() {
+            if !partitioned[i] {
+                continue;
+            }
+            let members = consumers
+                .iter()
+                .filter(|c| c.name == subscriber.name())
+                .map(Consumer::member)
+                .collect();
+            let Some(mut assigner) = Assigner::new(members, lease, self.inner.config.read_batch)
+            else {
+                continue;
+            };
+            let stop = self.inner.stop.child_token();
+            if let Err(e) = assigner.round(&stop).await {
+                tracing::warn!(subscriber = subscriber.name(), error = %e,
+                    "partition assignment failed; trying again next round");
+            }
+            assigners.push(tokio::spawn(assigner.run(every, stop)));
         }
         let mut shards = Vec::new();
         if shared_readers {
@@ -612,6 +756,7 @@ impl Bus for RedisBus {
         Ok(RunningRedisBus {
             bus: self.clone(),
             consumers,
+            assigners,
             shards,
             sampler,
             foreign,
@@ -651,12 +796,20 @@ impl Bus for RedisBus {
         if self.inner.phase.load(Ordering::Acquire) != RUNNING {
             return Err(DeadLetterError::NotRunning);
         }
+        // The pool of the consumer of the letter's stream (a partition's, for a partitioned
+        // type), which deletes the letter from its dead-letter stream once handled.
         let pool = self
             .inner
             .started()
             .iter()
             .find(|s| s.name == letter.subscriber)
-            .map(|s| Arc::clone(&s.pool))
+            .and_then(|s| {
+                s.pools
+                    .iter()
+                    .find(|(stream, _)| *stream == letter.source_stream)
+                    .or_else(|| s.pools.first())
+                    .map(|(_, pool)| Arc::clone(pool))
+            })
             .ok_or_else(|| DeadLetterError::SubscriberNotRunning(letter.subscriber.clone()))?;
         let message = Message::new(letter.source_message_id.as_str(), letter.payload.clone())
             .replaying(letter.id.as_str());
@@ -687,6 +840,8 @@ impl Bus for RedisBus {
 pub struct RunningRedisBus {
     bus: RedisBus,
     consumers: Vec<Consumer>,
+    /// The partition assignment of each partitioned subscriber.
+    assigners: Vec<tokio::task::JoinHandle<Assigner>>,
     /// The shared readers' tasks (none when every subscriber has its own connection).
     shards: Vec<tokio::task::JoinHandle<()>>,
     /// Samples the groups' lag and pending gauges (none when `metrics_interval` is zero).
@@ -764,11 +919,24 @@ impl RunningBus for RunningRedisBus {
     }
 
     fn subscribers(&self) -> Vec<&str> {
-        self.consumers.iter().map(|c| c.name.as_str()).collect()
+        let mut names: Vec<&str> = self.consumers.iter().map(|c| c.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
     }
 
+    /// One entry per subscriber: a partitioned type's subscriber is reported failing while
+    /// the reading of any of its partitions fails.
     fn health(&self) -> Health {
-        Health::of(self.consumers.iter().map(Consumer::health).collect())
+        let mut by_name: Vec<SubscriberHealth> = Vec::new();
+        for health in self.consumers.iter().map(Consumer::health) {
+            match by_name.iter_mut().find(|h| h.name == health.name) {
+                Some(h) if h.reading => *h = health,
+                Some(_) => {}
+                None => by_name.push(health),
+            }
+        }
+        Health::of(by_name)
     }
 
     async fn idle(&self) {
@@ -807,6 +975,15 @@ impl RunningBus for RunningRedisBus {
             self.consumers.into_iter().map(|c| c.shutdown(deadline)),
         )
         .await;
+        // What was read is handled and acknowledged: the partitions are free for another
+        // process at once.
+        for mut assigner in self.assigners {
+            match tokio::time::timeout_at(deadline, &mut assigner).await {
+                Ok(Ok(mut assigner)) => assigner.release_all().await,
+                Ok(Err(_)) => {}
+                Err(_) => assigner.abort(),
+            }
+        }
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "redis bus shut down"

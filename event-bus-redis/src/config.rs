@@ -7,6 +7,7 @@ use event_bus_core::transport::{bus_builder_options, BusOptions};
 use event_bus_core::StartError;
 
 use crate::bus::RedisBus;
+use crate::partition::Partitions;
 use crate::security::{RedisUrl, Security};
 
 /// How long entries stay in a stream.
@@ -43,6 +44,7 @@ pub(crate) struct RedisConfig {
     pub(crate) response_timeout: Duration,
     pub(crate) workflow_stream: Option<String>,
     pub(crate) max_reader_connections: usize,
+    pub(crate) partitions: Partitions,
 }
 
 /// Which generation of the seed system (the TypeScript event bus) a bus joins; see
@@ -77,6 +79,7 @@ impl Default for RedisConfig {
             response_timeout: Duration::from_secs(2),
             workflow_stream: None,
             max_reader_connections: 8,
+            partitions: Partitions::default(),
         }
     }
 }
@@ -165,6 +168,37 @@ impl RedisBusBuilder {
     /// the connection for publishes and commands, a process holds at most this plus one.
     pub fn max_reader_connections(mut self, n: usize) -> Self {
         self.config.max_reader_connections = n.max(1);
+        self
+    }
+
+    /// Spreads the event type `event_type` over `n` partition streams (at most 1,024; 0 or 1:
+    /// one stream, the default). Opt-in per event type, for a type too hot for one stream (one
+    /// Redis Cluster shard): each event goes to the partition of its tenant, so each tenant's
+    /// events keep their order; every subscriber of the type reads every partition, in one
+    /// consumer group per partition stream under its own name, and several processes running
+    /// it share each partition (competing consumers). Claims, retries, dead letters (one
+    /// dead-letter stream per partition), replays, retention and metrics work per partition
+    /// as they do per stream; a subscriber's `concurrency` applies per partition.
+    ///
+    /// The keys, and how they are spread over the cluster's slots, are described in
+    /// [`admin`](crate::admin#partitioned-streams). The seed system knows nothing of partitions:
+    /// leave the types it shares unpartitioned. Every process of a deployment must use the same
+    /// `n` for a type; changing it moves tenants to other partitions, so drain the type's
+    /// streams first.
+    ///
+    /// ```no_run
+    /// use event_bus_redis::RedisBus;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bus = RedisBus::builder()
+    ///     .url("redis://127.0.0.1:6379")
+    ///     .partitions("TICKET_UPDATED", 8)
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn partitions(mut self, event_type: &str, n: u16) -> Self {
+        self.config.partitions.set(event_type, n);
         self
     }
 

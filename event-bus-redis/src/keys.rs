@@ -2,12 +2,26 @@
 //! dead letters, `{stream}:runs:{group}` for a subscriber's record of failed handler runs.
 //! `{stream}:replay:{group}` holds the replay requests for `group`'s dead letters, and the
 //! counter `{prefix}:replay-requests` goes up with each request, so that idle consumers look at
-//! their request streams only when it moved (see `consumer::replays`). Every command the
-//! runtime sends touches exactly one of these keys.
+//! their request streams only when it moved (see `consumer::replays`). A partition stream has
+//! `{stream}:owner:{group}`, the consumer of `group` that reads it, and the first partition of
+//! a type `{stream}:members:{group}`, the group's live consumers (see `consumer::assignment`).
+//! Every command the runtime sends touches exactly one of these keys.
 
 /// The dead-letter stream of `stream`.
 pub fn dead_letter_stream(stream: &str) -> String {
     format!("{stream}:dead-letter")
+}
+
+/// Which consumer of `group` owns the partition stream `stream` (a string with a lease: see
+/// `consumer::assignment`).
+pub(crate) fn owner_key(stream: &str, group: &str) -> String {
+    format!("{stream}:owner:{group}")
+}
+
+/// The live consumers of `group` on a partitioned type (a sorted set scored by heartbeat),
+/// kept beside its first partition stream `first_partition`.
+pub(crate) fn members_key(first_partition: &str, group: &str) -> String {
+    format!("{first_partition}:members:{group}")
 }
 
 /// The record of failed handler runs of `group`'s entries of `stream`.

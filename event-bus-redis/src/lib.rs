@@ -39,6 +39,7 @@ mod dead_letter;
 mod dedupe;
 mod groups;
 mod keys;
+mod partition;
 mod reply;
 mod retention;
 mod runs;

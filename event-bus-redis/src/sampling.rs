@@ -59,18 +59,53 @@ pub(crate) async fn sample_loop(
             () = stop.cancelled() => return,
         }
         first = false;
+        let mut sums = Sums::default();
         for chunk in streams.chunks(PIPELINE) {
-            if let Err(e) = sample(&mut conn, chunk).await {
+            if let Err(e) = sample(&mut conn, chunk, &mut sums).await {
                 tracing::warn!(error = %e, streams = chunk.len(),
                     "could not sample the consumer groups' lag and pending counts; trying again next round");
             }
         }
+        sums.apply();
     }
 }
 
 /// One round trip: `XINFO GROUPS` of each stream, pipelined; sets the gauges of each group
 /// found (a stream that does not exist has no groups to report).
-async fn sample(conn: &mut ConnectionManager, streams: &[SampledStream]) -> RedisResult<()> {
+/// The lag and pending counts of one round, summed per subscriber's counters: a subscriber of
+/// a partitioned type has a group on each partition stream, and its gauges show the sum.
+#[derive(Default)]
+struct Sums {
+    groups: Vec<(Arc<SubscriberCounters>, Option<u64>, u64)>,
+}
+
+impl Sums {
+    fn add(&mut self, counters: &Arc<SubscriberCounters>, lag: Option<u64>, pending: u64) {
+        match self
+            .groups
+            .iter_mut()
+            .find(|(c, ..)| Arc::ptr_eq(c, counters))
+        {
+            Some((_, l, p)) => {
+                *l = l.zip(lag).map(|(a, b)| a + b);
+                *p += pending;
+            }
+            None => self.groups.push((Arc::clone(counters), lag, pending)),
+        }
+    }
+
+    fn apply(self) {
+        for (counters, lag, pending) in self.groups {
+            counters.sample_group(lag, pending);
+        }
+    }
+}
+
+async fn sample(
+    conn: &mut ConnectionManager,
+    streams: &[SampledStream],
+    sums: &mut Sums,
+) -> RedisResult<()> {
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     for s in streams {
@@ -89,7 +124,7 @@ async fn sample(conn: &mut ConnectionManager, streams: &[SampledStream]) -> Redi
         };
         for (group, counters) in &s.groups {
             if let Some(g) = info.groups.iter().find(|g| g.name == *group) {
-                counters.sample_group(g.lag.map(|l| l as u64), g.pending as u64);
+                sums.add(counters, g.lag.map(|l| l as u64), g.pending as u64);
             }
         }
     }

@@ -59,6 +59,12 @@ impl TestTransport for RedisBus {
         if let Some(name) = &t.consumer_name {
             builder = builder.consumer_name(name);
         }
+        for (event_type, n) in &t.partitions {
+            builder = builder.partitions(event_type, *n);
+        }
+        if let Some(n) = t.max_reader_connections {
+            builder = builder.max_reader_connections(n);
+        }
         match builder.build().await {
             Ok(bus) => bus,
             Err(e) => panic!("cannot connect to Redis at {}: {e}", t.url),
@@ -98,6 +104,10 @@ pub struct TestBus {
     pub layout: StreamLayout,
     /// Reserved group names a subscriber may take.
     pub allowed_group_names: Vec<String>,
+    /// Partitioned event types and their partition counts (Redis).
+    pub partitions: Vec<(String, u16)>,
+    /// The most reader connections (Redis; default: the bus's own default).
+    pub max_reader_connections: Option<usize>,
 }
 
 impl TestBus {
@@ -120,6 +130,8 @@ impl TestBus {
             allow_no_subscribers: false,
             layout: StreamLayout::default(),
             allowed_group_names: Vec::new(),
+            partitions: Vec::new(),
+            max_reader_connections: None,
         }
     }
 

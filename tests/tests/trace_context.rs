@@ -380,8 +380,17 @@ async fn given_context_is_carried<B: Bus>(bus: B, seen: &Seen, captured: &Captur
         .publish(Probe::new(Uuid::new_v4(), 2))
         .await
         .expect("publish");
-    let traces = seen.wait(&[traced.id, plain.event_id]).await;
-    assert_eq!(traces, vec![Some(given), None]);
+    // In a batch too: each envelope keeps its own context, or has none.
+    let batch = [
+        Envelope::new(Probe::new(Uuid::new_v4(), 3)).with_trace(Some(given.clone())),
+        Envelope::new(Probe::new(Uuid::new_v4(), 4)),
+    ];
+    let results = bus.publish_envelopes(&batch).await;
+    assert!(results.iter().all(Result::is_ok));
+    let traces = seen
+        .wait(&[traced.id, plain.event_id, batch[0].id, batch[1].id])
+        .await;
+    assert_eq!(traces, vec![Some(given.clone()), None, Some(given), None]);
     running.idle().await;
     running.shutdown().await.expect("shutdown");
 
@@ -450,7 +459,10 @@ async fn given_context_is_carried_on_redis() {
 
     // On the wire: the trace keys after the envelope's own, only when there is a context.
     let events = events_of(&url, &format!("{prefix}:PROBE")).await;
-    assert_eq!(events.len(), 2);
+    assert_eq!(events.len(), 4, "two published one by one, two in a batch");
+    let batched: serde_json::Map<String, Value> = serde_json::from_str(&events[2]).expect("JSON");
+    assert_eq!(batched["traceparent"], json!(GIVEN));
+    assert!(!events[3].contains("traceparent"), "{}", events[3]);
     let traced: serde_json::Map<String, Value> = serde_json::from_str(&events[0]).expect("JSON");
     let keys: Vec<&str> = traced.keys().map(String::as_str).collect();
     assert_eq!(

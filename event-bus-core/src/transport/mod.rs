@@ -18,7 +18,9 @@ pub use crate::dispatch::{decode, prepare, Decision, Dispatcher, GiveUp, Prepare
 pub use crate::metrics::{
     describe as describe_metrics, sample_delay, Count, PublishTarget, PublishTargets,
 };
-pub use crate::publish::{encode, encode_envelope, Channels, EncodedEvent};
+pub use crate::publish::{
+    check_batch, encode, encode_envelope, BatchResults, Channels, EncodedEvent,
+};
 pub use crate::registry::{Resolved, Selection};
 pub use crate::stats::SubscriberCounters;
 pub use builder::bus_builder_options;

@@ -79,10 +79,15 @@ pub(crate) async fn maintenance_loop(
             return;
         }
         delay = jittered(settings.interval, 0.9, 1.1);
-        if let Err(e) =
-            claims::claim_stale(&shared, &pool, settings.claim_idle, settings.batch, &stop).await
-        {
-            tracing::warn!(stream = %shared.stream, group = %shared.group, error = %e, "claiming stale entries failed");
+        // A partition is claimed from by its owner only (it claims everything when it takes
+        // the partition over; see `assignment`).
+        if shared.may_read() {
+            if let Err(e) =
+                claims::claim_stale(&shared, &pool, settings.claim_idle, settings.batch, &stop)
+                    .await
+            {
+                tracing::warn!(stream = %shared.stream, group = %shared.group, error = %e, "claiming stale entries failed");
+            }
         }
         replays.round(&shared, &pool).await;
         if cleaned_up.elapsed() >= clean_up_every {

@@ -6,13 +6,15 @@
 //! - [`leases`]: keeps held entries from being claimed while their handlers run;
 //! - [`claims`]: crash recovery, claiming entries other consumers left pending;
 //! - [`maintenance`]: the periodic, jittered round of claims, consumer clean-up and retention;
-//! - [`replays`]: replay requests for the subscriber's dead letters, read during maintenance.
+//! - [`replays`]: replay requests for the subscriber's dead letters, read during maintenance;
+//! - [`assignment`]: which consumer of a group reads each partition of a partitioned type.
 //!
 //! This module holds what they share, the [`RedisSink`] through which the core reports
 //! outcomes, and the consumer's life cycle: one cancellation signal, and a deadline on every
 //! join at shutdown.
 
 mod acks;
+pub(crate) mod assignment;
 mod claims;
 mod leases;
 mod maintenance;
@@ -62,9 +64,47 @@ pub(crate) struct ConsumerShared {
     pub(crate) reader_error: std::sync::Mutex<Option<String>>,
     /// Whether `reader_error` holds an error: a successful read looks here, not at the lock.
     pub(crate) reader_failing: std::sync::atomic::AtomicBool,
+    /// Whether reading waits for ownership of the stream (a partition; see [`assignment`]).
+    pub(crate) gated: bool,
+    /// Whether this consumer owns its (partition) stream in its group now.
+    pub(crate) owned: std::sync::atomic::AtomicBool,
+    /// Whether a read of a gated consumer is under way (from before it looks at `owned` until
+    /// what it read is handed over), so that a partition is not handed over mid-read.
+    pub(crate) reading: std::sync::atomic::AtomicBool,
 }
 
 impl ConsumerShared {
+    /// Whether this consumer may read and claim entries of its stream: always, unless the
+    /// stream is a partition, which only its owner reads (see [`assignment`]).
+    pub(crate) fn may_read(&self) -> bool {
+        !self.gated || self.owned.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Starts a read: `false` (and no read may be made) when the consumer may not read. A read
+    /// that starts is ended with [`end_read`](Self::end_read) once what it read is handed to
+    /// the pool. (`reading` is set before `owned` is looked at, and the assignment clears
+    /// `owned` before it looks at `reading`: one of the two sees the other.)
+    pub(crate) fn begin_read(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.gated {
+            return true;
+        }
+        self.reading.store(true, SeqCst);
+        if self.owned.load(SeqCst) {
+            return true;
+        }
+        self.reading.store(false, SeqCst);
+        false
+    }
+
+    /// Ends a read started with [`begin_read`](Self::begin_read).
+    pub(crate) fn end_read(&self) {
+        if self.gated {
+            self.reading
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
     pub(crate) fn set_reader_error(&self, error: Option<String>) {
         use std::sync::atomic::Ordering;
         if error.is_none() && !self.reader_failing.load(Ordering::Acquire) {
@@ -354,13 +394,17 @@ pub(crate) struct Process<'a> {
 
 impl Consumer {
     /// Starts the consumer's tasks (its reader too, when it has its own connection); the
-    /// group exists already. `process.stop` is the bus's shutdown signal; the consumer's tasks
+    /// group exists already. `counters` are the subscriber's (shared by its consumers of every
+    /// partition of a partitioned type); a `gated` consumer reads only while it owns its
+    /// stream ([`assignment`]). `process.stop` is the bus's shutdown signal; the consumer's tasks
     /// take child tokens of it.
     pub(crate) fn start(
         dispatcher: Dispatcher,
         stream: String,
         reader_mode: ReaderMode,
         process: &Process<'_>,
+        counters: Arc<SubscriberCounters>,
+        gated: bool,
     ) -> Self {
         let Process {
             conn,
@@ -373,11 +417,6 @@ impl Consumer {
         let subscriber = dispatcher.subscriber().clone();
         let group = subscriber.name().to_owned();
 
-        let counters = Arc::new(SubscriberCounters::new(
-            &group,
-            subscriber.event_type(),
-            &stream,
-        ));
         let shared = Arc::new(ConsumerShared {
             dl_stream: dead_letter_stream(&stream),
             runs_key: runs_key(&stream, &group),
@@ -390,6 +429,9 @@ impl Consumer {
             counters: Arc::clone(&counters),
             reader_error: std::sync::Mutex::new(None),
             reader_failing: std::sync::atomic::AtomicBool::new(false),
+            gated,
+            owned: std::sync::atomic::AtomicBool::new(false),
+            reading: std::sync::atomic::AtomicBool::new(false),
         });
         let capacity = config.read_batch * 2;
         let pool = Arc::new(WorkerPool::new(

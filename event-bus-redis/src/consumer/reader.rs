@@ -18,6 +18,9 @@ use crate::reply::{self, Entry};
 /// handled entries acknowledged as it goes.
 pub(crate) const ACK_WITH_READ_FOR: Duration = Duration::from_millis(100);
 
+/// How often a reader of a partition it does not own looks whether it owns it now.
+const NOT_OWNED_POLL: Duration = Duration::from_millis(50);
+
 /// Handles what one read fetched, in order. Every entry is leased as soon as it is read, so
 /// that the ones waiting behind a slow handler are not claimed by another consumer.
 async fn handle_batch(shared: &ConsumerShared, pool: &WorkerPool<RedisSink>, entries: Vec<Entry>) {
@@ -63,6 +66,11 @@ pub(crate) async fn read_loop(
     let block_ms = u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1);
     let mut text = Vec::new();
     while !stop.is_cancelled() {
+        // A partition another consumer of the group owns is not read here.
+        if !shared.begin_read() {
+            sleep_unless_stopped(NOT_OWNED_POLL, &stop).await;
+            continue;
+        }
         // Never more than the pool has room for: reads are bounded.
         let count = batch.min(pool.room().max(1));
         let mut read = cmd("XREADGROUP");
@@ -101,13 +109,16 @@ pub(crate) async fn read_loop(
                 backoff.reset();
                 shared.set_reader_error(None);
                 handle_batch(&shared, &pool, reply::read_reply(reply)).await;
+                shared.end_read();
             }
             Err(e) if is_nogroup(&e) => {
+                shared.end_read();
                 if !shared.recreate_group().await {
                     sleep_unless_stopped(backoff.next_delay(), &stop).await;
                 }
             }
             Err(e) => {
+                shared.end_read();
                 SubscriberCounters::add(&shared.counters.reconnects, 1);
                 let delay = backoff.next_delay();
                 let error = describe(&e);

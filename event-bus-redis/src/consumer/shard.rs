@@ -20,6 +20,9 @@
 //! taken is after the id the wait starts from. Entries others consumed first (competing
 //! consumers in other processes) wake the shard once, and the next poll moves its ids on.
 //!
+//! A member reading a partition that another consumer of its group owns (see
+//! [`assignment`](super::assignment)) is neither polled nor waited on until it owns it.
+//!
 //! On Redis Cluster a multi-key `XREAD` must stay within one hash slot: there a shard's wait
 //! covers the streams of one slot (streams that share a hash tag), which is how this carries
 //! over; see the README.
@@ -57,6 +60,8 @@ struct Shard {
     streams: Vec<Watched>,
     /// Whether each member may have work.
     due: Vec<bool>,
+    /// Whether each member may read (a partition is read by its owner only), as last seen.
+    allowed: Vec<bool>,
 }
 
 impl Shard {
@@ -75,11 +80,35 @@ impl Shard {
             stream_of.push(i);
         }
         let due = vec![true; members.len()];
+        let allowed = vec![true; members.len()];
         Self {
             members,
             stream_of,
             streams,
             due,
+            allowed,
+        }
+    }
+
+    /// Starts a read for the members that may read (see `ConsumerShared::begin_read`): one
+    /// that may not is never due; one that just may (it took its partition over) is due at
+    /// once. Ended by [`end_reads`](Self::end_reads).
+    fn refresh_allowed(&mut self) {
+        for (m, member) in self.members.iter().enumerate() {
+            let now = member.shared.begin_read();
+            if now && !self.allowed[m] {
+                self.due[m] = true;
+            }
+            if !now {
+                self.due[m] = false;
+            }
+            self.allowed[m] = now;
+        }
+    }
+
+    fn end_reads(&self) {
+        for member in &self.members {
+            member.shared.end_read();
         }
     }
 
@@ -113,11 +142,18 @@ pub(crate) async fn shard_loop(
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let block_ms = u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1);
     while !stop.is_cancelled() {
+        shard.refresh_allowed();
+        if !shard.allowed.iter().any(|a| *a) {
+            // Every member's partition is owned by another consumer of its group.
+            sleep_unless_stopped(Duration::from_millis(50), &stop).await;
+            continue;
+        }
         let result = if shard.due.iter().any(|d| *d) {
             poll(&mut shard, &mut conn, batch).await
         } else {
             wait(&mut shard, &mut conn, block_ms).await
         };
+        shard.end_reads();
         match result {
             Ok(()) => {
                 backoff.reset();
@@ -141,17 +177,31 @@ pub(crate) async fn shard_loop(
 
 /// Blocks until a stream of the shard gets an entry after the last one seen.
 async fn wait(shard: &mut Shard, conn: &mut BlockingConnection, block_ms: u64) -> RedisResult<()> {
+    // The streams some member may read (a partition owned by another consumer is not waited on).
+    let watched: Vec<&Watched> = shard
+        .streams
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            shard
+                .stream_of
+                .iter()
+                .zip(&shard.allowed)
+                .any(|(s, allowed)| s == i && *allowed)
+        })
+        .map(|(_, s)| s)
+        .collect();
     let mut read = cmd("XREAD");
     read.arg("COUNT")
         .arg(1)
         .arg("BLOCK")
         .arg(block_ms)
         .arg("STREAMS");
-    for s in &shard.streams {
+    for s in &watched {
         read.arg(&s.key);
     }
     let mut text = Vec::new();
-    for s in &shard.streams {
+    for s in &watched {
         match s.seen {
             Some(id) => {
                 id.write_to(&mut text);

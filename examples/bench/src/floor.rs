@@ -1,7 +1,7 @@
 //! The floor: the same work done with bare `redis` crate calls.
 //!
 //! - publish: `XADD {stream} * event <envelope json>` on one multiplexed connection (awaited one at
-//!   a time, or with N in flight);
+//!   a time, or with N in flight, or pipelined a batch at a time);
 //! - consume: `XREADGROUP GROUP g c COUNT 100 BLOCK 1000 STREAMS {stream} >` on a dedicated
 //!   connection, a serde decode of each entry's `event` field into the typed envelope, the
 //!   "handler" (recording id and latency), then one multi-id `XACK` per batch.
@@ -69,6 +69,32 @@ pub async fn publish(
         }
     })
     .await
+}
+
+/// Publishes `n` fresh events to `key` as bare `XADD {key} * event <json>`s, `batch` per
+/// pipeline, one pipeline at a time over one connection; returns the time it took.
+pub async fn publish_batches(
+    conn: &mut MultiplexedConnection,
+    key: &str,
+    n: usize,
+    batch: usize,
+) -> RedisResult<Duration> {
+    let started = std::time::Instant::now();
+    let mut left = n;
+    while left > 0 {
+        let size = left.min(batch);
+        let mut pipe = redis::pipe();
+        for _ in 0..size {
+            pipe.cmd("XADD")
+                .arg(key)
+                .arg("*")
+                .arg("event")
+                .arg(envelope_json());
+        }
+        let _: Vec<Value> = pipe.query_async(conn).await?;
+        left -= size;
+    }
+    Ok(started.elapsed())
 }
 
 /// `XGROUP CREATE {key} {group} 0 MKSTREAM` (an existing group is fine).

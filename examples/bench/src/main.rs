@@ -1,4 +1,4 @@
-//! The benchmark driver: runs the workloads W1–W6 of `shared/bench/WORKLOADS.md` against a Redis,
+//! The benchmark driver: runs the workloads W1–W7 of `shared/bench/WORKLOADS.md` against a Redis,
 //! each on event-bus and on the floor (bare `redis` crate calls) in the same run, and prints one
 //! table with our figures as ratios of the floor's.
 //!
@@ -32,14 +32,14 @@ use crate::runner::{Settings, Workload};
 #[derive(Debug, Parser)]
 #[command(
     name = "bench",
-    about = "Runs the workloads W1–W6 on event-bus and on the bare-redis floor, and prints one table"
+    about = "Runs the workloads W1–W7 on event-bus and on the bare-redis floor, and prints one table"
 )]
 struct Cli {
     /// The Redis to run against (persistence off: `--save '' --appendonly no`).
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
 
-    /// Workloads to run: W1..W6 or all; repeatable or comma-separated.
+    /// Workloads to run: W1..W7 or all; repeatable or comma-separated.
     #[arg(
         long = "workload",
         short = 'w',
@@ -72,6 +72,10 @@ struct Cli {
     /// Publishes in flight for W2, W3 and W4.
     #[arg(long, default_value_t = 64)]
     inflight: usize,
+
+    /// Events per batch in W7.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
 
     /// Subscribers (consumer groups) in W4.
     #[arg(long, default_value_t = 8)]
@@ -145,7 +149,7 @@ async fn main() -> ExitCode {
         } else if let Some(w) = Workload::parse(w) {
             selected.push(w);
         } else {
-            eprintln!("bench: unknown workload {w:?} (expected W1..W6 or all)");
+            eprintln!("bench: unknown workload {w:?} (expected W1..W7 or all)");
             return ExitCode::from(2);
         }
     }
@@ -167,6 +171,7 @@ async fn main() -> ExitCode {
         w4_subscribers: cli.w4_subscribers,
         floor_publisher: cli.live_publisher == "floor",
         stall: Duration::from_secs(cli.stall_seconds),
+        batch: cli.batch,
     };
 
     let mut admin = match floor::connect(&settings.url).await {

@@ -1,4 +1,4 @@
-//! Runs the workloads W1–W6 of WORKLOADS.md, each `runs` times on both sides (event-bus and the
+//! Runs the workloads W1–W7 of WORKLOADS.md, each `runs` times on both sides (event-bus and the
 //! floor), checks each run's correctness, and builds the table.
 
 use std::fmt;
@@ -24,10 +24,19 @@ pub enum Workload {
     W4,
     W5,
     W6,
+    W7,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 6] = [Self::W1, Self::W2, Self::W3, Self::W4, Self::W5, Self::W6];
+    pub const ALL: [Workload; 7] = [
+        Self::W1,
+        Self::W2,
+        Self::W3,
+        Self::W4,
+        Self::W5,
+        Self::W6,
+        Self::W7,
+    ];
 
     /// Parses `W3`, `w3` or `3`.
     pub fn parse(s: &str) -> Option<Self> {
@@ -40,6 +49,7 @@ impl Workload {
             "4" => Some(Self::W4),
             "5" => Some(Self::W5),
             "6" => Some(Self::W6),
+            "7" => Some(Self::W7),
             _ => None,
         }
     }
@@ -49,7 +59,7 @@ impl Workload {
             Self::W1 => 20_000,
             Self::W2 => 50_000,
             Self::W3 | Self::W4 => 20_000,
-            Self::W5 => 200_000,
+            Self::W5 | Self::W7 => 200_000,
             Self::W6 => 50_000,
         }
     }
@@ -62,6 +72,7 @@ impl Workload {
             Self::W4 => "publish + 8 subscribers",
             Self::W5 => "drain a backlog",
             Self::W6 => "steady rate, latency",
+            Self::W7 => "batch publish",
         }
     }
 
@@ -70,6 +81,7 @@ impl Workload {
         match self {
             Self::W1 => Some(0.90),
             Self::W2 | Self::W3 | Self::W4 | Self::W5 => Some(0.80),
+            Self::W7 => Some(0.90),
             Self::W6 => None,
         }
     }
@@ -111,6 +123,8 @@ pub struct Settings {
     pub floor_publisher: bool,
     /// A subscriber that handles nothing for this long has failed.
     pub stall: Duration,
+    /// W7: events per batch.
+    pub batch: usize,
 }
 
 impl Settings {
@@ -281,6 +295,7 @@ async fn run_once(
         }
         Workload::W5 => backlog(side, n, settings, admin).await,
         Workload::W6 => live(side, 1, Pattern::Paced, n, settings, admin).await,
+        Workload::W7 => batches(side, n, settings, admin).await,
     };
     let cpu_end = roles::cpu_time_s();
     let mut m = result.unwrap_or_else(Measure::failed);
@@ -317,6 +332,44 @@ async fn publish_only(
         Side::Ours => {
             let bus = workloads::publishing_bus(&settings.url, &settings.prefix).await?;
             workloads::publish(&bus, pattern, n, settings.inflight, 0.0).await?
+        }
+    };
+    let mut m = Measure {
+        rate: n as f64 / elapsed.as_secs_f64(),
+        ..Measure::default()
+    };
+    let len = floor::xlen(admin, &key)
+        .await
+        .map_err(|e| format!("XLEN: {e}"))?;
+    if len != n as u64 {
+        m.error = Some(format!("stream holds {len} entries after publishing {n}"));
+    }
+    Ok(m)
+}
+
+/// W7: publish `n` events in batches of `settings.batch`, one batch at a time (ours:
+/// `Bus::publish_all`; the floor: the same number of bare `XADD`s in one pipeline); the figure
+/// is events/s.
+async fn batches(
+    side: Side,
+    n: usize,
+    settings: &Settings,
+    admin: &mut MultiplexedConnection,
+) -> Result<Measure, String> {
+    let key = stream_key(&settings.prefix);
+    let batch = settings.batch.max(1);
+    let elapsed = match side {
+        Side::Floor => {
+            let mut conn = floor::connect(&settings.url)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            floor::publish_batches(&mut conn, &key, n, batch)
+                .await
+                .map_err(|e| format!("floor batch publish: {e}"))?
+        }
+        Side::Ours => {
+            let bus = workloads::publishing_bus(&settings.url, &settings.prefix).await?;
+            workloads::publish_batches(&bus, n, batch).await?
         }
     };
     let mut m = Measure {

@@ -41,6 +41,22 @@ pub async fn publish(
     .map_err(|e| format!("event-bus: publish: {e}"))
 }
 
+/// Publishes `n` fresh events with `bus.publish_all`, `batch` per call, one call at a time;
+/// returns the time it took. Any event's error fails the run.
+pub async fn publish_batches(bus: &RedisBus, n: usize, batch: usize) -> Result<Duration, String> {
+    let started = std::time::Instant::now();
+    let mut left = n;
+    while left > 0 {
+        let size = left.min(batch);
+        let results = bus.publish_all((0..size).map(|_| payload())).await;
+        if let Some(e) = results.into_iter().find_map(Result::err) {
+            return Err(format!("event-bus: publish_all: {e}"));
+        }
+        left -= size;
+    }
+    Ok(started.elapsed())
+}
+
 /// The benchmark subscriber: a no-op handler recording into `collector`.
 fn subscriber(name: &str, collector: Arc<Collector>) -> Subscriber {
     Subscriber::new(

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use redis::{cmd, RedisResult, Value};
 
 /// How long a record outlives its last write.
@@ -21,7 +21,7 @@ pub(crate) const RUNS_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Records that entry `id` has had `runs` failed handler runs (an absolute count, so a write
 /// lost to a stalled Redis is made good by the next one).
 pub(crate) async fn record(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     key: &str,
     id: &str,
     runs: u32,
@@ -42,7 +42,7 @@ pub(crate) async fn record(
 
 /// The recorded failed runs of each of `ids` (0 where none is recorded).
 pub(crate) async fn read(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     key: &str,
     ids: &[&str],
 ) -> RedisResult<Vec<u32>> {
@@ -54,7 +54,7 @@ pub(crate) async fn read(
 }
 
 /// Forgets the record of `ids` (acknowledged or dead-lettered).
-pub(crate) async fn clear(conn: &mut ConnectionManager, key: &str, ids: &[&str]) {
+pub(crate) async fn clear(conn: &mut Conn, key: &str, ids: &[&str]) {
     if ids.is_empty() {
         return;
     }

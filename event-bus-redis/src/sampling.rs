@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_bus_core::transport::{sample_delay, SubscriberCounters};
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use redis::streams::StreamInfoGroupsReply;
 use redis::RedisResult;
 use tokio_util::sync::CancellationToken;
@@ -47,7 +47,7 @@ pub(crate) fn by_stream<'a>(
 
 /// Samples `streams` every `interval` until `stop`.
 pub(crate) async fn sample_loop(
-    mut conn: ConnectionManager,
+    mut conn: Conn,
     streams: Vec<SampledStream>,
     interval: Duration,
     stop: CancellationToken,
@@ -70,7 +70,7 @@ pub(crate) async fn sample_loop(
 
 /// One round trip: `XINFO GROUPS` of each stream, pipelined; sets the gauges of each group
 /// found (a stream that does not exist has no groups to report).
-async fn sample(conn: &mut ConnectionManager, streams: &[SampledStream]) -> RedisResult<()> {
+async fn sample(conn: &mut Conn, streams: &[SampledStream]) -> RedisResult<()> {
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     for s in streams {

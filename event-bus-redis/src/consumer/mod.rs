@@ -31,7 +31,7 @@ use event_bus_core::transport::{
     Dispatcher, GiveUp, Message, Sink, SubscriberCounters, WorkerPool,
 };
 use event_bus_core::{Failure, ShutdownError, SubscriberHealth};
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use redis::{cmd, RedisResult, Value};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -54,7 +54,7 @@ pub(crate) struct ConsumerShared {
     pub(crate) runs_key: String,
     pub(crate) group: String,
     pub(crate) consumer: String,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: Conn,
     pub(crate) counters: Arc<SubscriberCounters>,
     pub(crate) acks: Arc<Acks>,
     pub(crate) leases: Arc<Leases>,
@@ -345,7 +345,7 @@ impl std::fmt::Debug for Consumer {
 /// What every consumer of a bus shares: its connection for commands, its consumer name, its
 /// settings, the deployment's replay-request counter and its shutdown signal.
 pub(crate) struct Process<'a> {
-    pub(crate) conn: &'a ConnectionManager,
+    pub(crate) conn: &'a Conn,
     pub(crate) consumer: &'a str,
     pub(crate) config: &'a RedisConfig,
     pub(crate) replay_signal: &'a Arc<replays::ReplaySignal>,

@@ -20,9 +20,11 @@
 //! taken is after the id the wait starts from. Entries others consumed first (competing
 //! consumers in other processes) wake the shard once, and the next poll moves its ids on.
 //!
-//! On Redis Cluster a multi-key `XREAD` must stay within one hash slot: there a shard's wait
-//! covers the streams of one slot (streams that share a hash tag), which is how this carries
-//! over; see the README.
+//! On Redis Cluster a multi-key `XREAD` must stay within one hash slot. There the shards are
+//! made per master (see `RedisBus::start`), the streams of one slot kept together: a shard whose
+//! streams lie in one slot waits as above; one whose streams span slots checks them with one
+//! non-blocking `XREAD` per slot in a single pipelined round trip, every [`MULTI_SLOT_POLL`]
+//! when idle. Its commands go to the master of each key, following `MOVED`/`ASK`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -139,21 +141,27 @@ pub(crate) async fn shard_loop(
     }
 }
 
-/// Blocks until a stream of the shard gets an entry after the last one seen.
-async fn wait(shard: &mut Shard, conn: &mut BlockingConnection, block_ms: u64) -> RedisResult<()> {
+/// How often a shared reader on a cluster whose streams lie in several slots checks them
+/// when idle (a blocking multi-stream `XREAD` must stay within one slot).
+const MULTI_SLOT_POLL: Duration = Duration::from_millis(50);
+
+/// `XREAD COUNT 1 [BLOCK ms] STREAMS s1 .. sN id1 .. idN` for these streams of the shard, from
+/// the last entry seen on each.
+fn xread(shard: &Shard, streams: &[usize], block_ms: Option<u64>) -> redis::Cmd {
     let mut read = cmd("XREAD");
-    read.arg("COUNT")
-        .arg(1)
-        .arg("BLOCK")
-        .arg(block_ms)
-        .arg("STREAMS");
-    for s in &shard.streams {
-        read.arg(&s.key);
+    read.arg("COUNT").arg(1);
+    if let Some(ms) = block_ms {
+        read.arg("BLOCK").arg(ms);
+    }
+    read.arg("STREAMS");
+    for &s in streams {
+        read.arg(&shard.streams[s].key);
     }
     let mut text = Vec::new();
-    for s in &shard.streams {
-        match s.seen {
+    for &s in streams {
+        match shard.streams[s].seen {
             Some(id) => {
+                text.clear();
                 id.write_to(&mut text);
                 read.arg(text.as_slice());
             }
@@ -162,8 +170,48 @@ async fn wait(shard: &mut Shard, conn: &mut BlockingConnection, block_ms: u64) -
             }
         }
     }
-    let reply = conn.query(&read).await?;
-    shard.wake(reply);
+    read
+}
+
+/// Blocks until a stream of the shard gets an entry after the last one seen. On a cluster,
+/// when the shard's streams lie in several slots, checks them all in one pipelined round trip
+/// (one `XREAD` per slot, sent to its master) and, if none has news, pauses
+/// [`MULTI_SLOT_POLL`].
+async fn wait(shard: &mut Shard, conn: &mut BlockingConnection, block_ms: u64) -> RedisResult<()> {
+    let all: Vec<usize> = (0..shard.streams.len()).collect();
+    if !conn.is_cluster() {
+        let reply = conn.query(&xread(shard, &all, Some(block_ms))).await?;
+        shard.wake(reply);
+        return Ok(());
+    }
+    let mut slots: Vec<(u16, Vec<usize>)> = Vec::new();
+    for (s, watched) in shard.streams.iter().enumerate() {
+        let slot = crate::cluster::key_slot(watched.key.as_bytes());
+        match slots.iter_mut().find(|(x, _)| *x == slot) {
+            Some((_, streams)) => streams.push(s),
+            None => slots.push((slot, vec![s])),
+        }
+    }
+    if let [(_, streams)] = slots.as_slice() {
+        let reply = conn.query(&xread(shard, streams, Some(block_ms))).await?;
+        shard.wake(reply);
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for (_, streams) in &slots {
+        pipe.add_command(xread(shard, streams, None));
+    }
+    let replies = conn.query_pipeline(&pipe).await?;
+    let mut woke = false;
+    for reply in replies {
+        let reply = reply?;
+        woke |= !matches!(reply, Value::Nil);
+        shard.wake(reply);
+    }
+    if !woke {
+        tokio::time::sleep(MULTI_SLOT_POLL.min(Duration::from_millis(block_ms))).await;
+    }
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 //! error (on a cluster: one per node its streams live on, following `MOVED`/`ASK`).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
@@ -124,7 +124,15 @@ pub(crate) struct BlockingConnection {
     nodes: BTreeMap<NodeAddr, MultiplexedConnection>,
     /// On a cluster: the key whose node [`connect`](Self::connect) checks.
     home: Option<Vec<u8>>,
+    /// On a cluster: the last `ASK` redirection (the key, the node asked, when), followed
+    /// directly by the next commands on that key for [`ASK_FOR`] (a slot being migrated).
+    asked: Option<(Vec<u8>, NodeAddr, Instant)>,
 }
+
+/// How long commands on a key go straight to the node an `ASK` named, before trying the
+/// slot's owner again (which answers `ASK` again while the migration lasts, or `MOVED` once it
+/// is over).
+const ASK_FOR: Duration = Duration::from_millis(500);
 
 impl std::fmt::Debug for BlockingConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -150,6 +158,7 @@ impl BlockingConnection {
             conn: None,
             nodes: BTreeMap::new(),
             home: home.map(|h| h.as_bytes().to_vec()),
+            asked: None,
         }
     }
 
@@ -213,6 +222,12 @@ impl BlockingConnection {
             Target::Single(_) => None,
             Target::Cluster(topology) => {
                 let topology = topology.clone();
+                if self.asking_for(&then).is_some() {
+                    // A slot being migrated: one command at a time, each following the `ASK`.
+                    let first = self.query_cluster(&topology, &first).await;
+                    on_first(first);
+                    return self.query_cluster(&topology, &then).await;
+                }
                 match self.route(&topology, &then).await {
                     Ok(node) => Some((topology, node)),
                     Err(e) => {
@@ -326,6 +341,16 @@ impl BlockingConnection {
         self.nodes.get_mut(node).ok_or_else(no_master)
     }
 
+    /// The node an `ASK` named for `cmd`'s key less than [`ASK_FOR`] ago.
+    fn asking_for(&self, cmd: &Cmd) -> Option<NodeAddr> {
+        let (key, node, at) = self.asked.as_ref()?;
+        if at.elapsed() >= ASK_FOR {
+            return None;
+        }
+        let own = cluster::command_key(cmd)?;
+        (own == *key).then(|| node.clone())
+    }
+
     /// The master of `cmd`'s key (the home key's for a keyless command).
     async fn route(&mut self, topology: &SharedTopology, cmd: &Cmd) -> RedisResult<NodeAddr> {
         let key = cluster::command_key(cmd)
@@ -367,8 +392,10 @@ impl BlockingConnection {
     /// Sends `cmd` to the master of its key, following `MOVED` (the slot map is updated) and
     /// `ASK` (`ASKING` then the command, on the node asked).
     async fn query_cluster(&mut self, topology: &SharedTopology, cmd: &Cmd) -> RedisResult<Value> {
-        let mut node = self.route(topology, cmd).await?;
-        let mut asking = false;
+        let (mut node, mut asking) = match self.asking_for(cmd) {
+            Some(node) => (node, true),
+            None => (self.route(topology, cmd).await?, false),
+        };
         for _ in 0..MAX_REDIRECTS {
             let conn = self.node_connection(&node).await;
             let result = match conn {
@@ -390,14 +417,28 @@ impl BlockingConnection {
             self.cluster_error(topology, &node, &e).await;
             match cluster::redirect_of(&e) {
                 Some(Redirect::Moved(_, to)) => {
+                    self.asked = None;
                     node = to;
                     asking = false;
                 }
                 Some(Redirect::Ask(to)) => {
+                    if let Some(key) = cluster::command_key(cmd) {
+                        self.asked = Some((key, to.clone(), Instant::now()));
+                    }
                     node = to;
                     asking = true;
                 }
-                None => return Err(e),
+                // A read blocked on a stream that a reshard just moved away (`UNBLOCKED the
+                // stream key no longer exists`): ask again, where the slot map now says.
+                None if e.code() == Some("UNBLOCKED") => {
+                    self.asked = None;
+                    node = self.route(topology, cmd).await?;
+                    asking = false;
+                }
+                None => {
+                    self.asked = None;
+                    return Err(e);
+                }
             }
         }
         Err(redis::RedisError::from((

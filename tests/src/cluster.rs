@@ -102,14 +102,25 @@ impl RedisCluster {
                 })
                 .collect(),
         };
-        for node in &mut cluster.nodes {
+        for i in 0..cluster.nodes.len() {
+            let node = &mut cluster.nodes[i];
             if let Err(e) = std::fs::create_dir_all(&node.dir) {
                 panic!("cannot create {}: {e}", node.dir.display());
             }
-            node.spawn();
-        }
-        for node in &cluster.nodes {
-            node.wait_ours();
+            // A port free when chosen may be taken before `redis-server` binds it (by another
+            // test starting a cluster): then another port.
+            let mut tries = 0;
+            loop {
+                node.spawn();
+                if node.wait_ours() {
+                    break;
+                }
+                node.stop();
+                tries += 1;
+                assert!(tries < 10, "no free port for a cluster node after {tries} tries");
+                node.port = free_cluster_port(&ports);
+                ports[i] = node.port;
+            }
         }
         let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let status = Command::new("redis-cli")
@@ -218,12 +229,18 @@ impl RedisCluster {
         }
     }
 
+    /// The length of `stream` on replica `i` (`READONLY`, `XLEN`).
+    pub fn replica_len(&self, i: usize, stream: &str) -> u64 {
+        let Ok(mut conn) = connect(self.nodes[i].port) else {
+            return 0;
+        };
+        let _ = redis::cmd("READONLY").query::<redis::Value>(&mut conn);
+        redis::cmd("XLEN").arg(stream).query(&mut conn).unwrap_or(0)
+    }
+
     /// Kills node `i` with SIGKILL (no shutdown, no final replication).
     pub fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.nodes[i].child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.nodes[i].stop();
     }
 
     /// Starts killed node `i` again: it rejoins the cluster, as a replica of the node that
@@ -231,7 +248,11 @@ impl RedisCluster {
     pub fn restart(&mut self, i: usize, timeout: Duration) {
         assert!(self.nodes[i].child.is_none(), "node {i} is running");
         self.nodes[i].spawn();
-        self.nodes[i].wait_ours();
+        assert!(
+            self.nodes[i].wait_ours(),
+            "node {i} could not start again on port {}",
+            self.nodes[i].port
+        );
         let deadline = Instant::now() + timeout;
         loop {
             let info = connect(self.nodes[i].port)
@@ -468,38 +489,42 @@ impl Node {
         }
     }
 
-    /// Waits until the node answers and checks that it is the process we started.
-    fn wait_ours(&self) {
+    /// Waits until the node answers and checks that it is the process we started; `false`
+    /// when our process exited (its port was taken) or another process answers there.
+    fn wait_ours(&mut self) -> bool {
         let Some(pid) = self.child.as_ref().map(Child::id) else {
             panic!("node on port {} is not running", self.port);
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    return false;
+                }
+            }
             if let Ok(mut conn) = connect(self.port) {
                 if let Ok(info) = redis::cmd("INFO").arg("server").query::<String>(&mut conn) {
-                    let theirs = info_field(&info, "process_id");
-                    assert_eq!(
-                        theirs,
-                        Some(pid.to_string()),
-                        "port {} is served by another process than ours",
-                        self.port
-                    );
-                    return;
+                    return info_field(&info, "process_id") == Some(pid.to_string());
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("redis-server on port {} did not come up", self.port);
     }
+
+    /// Stops the node's process (SIGKILL), if it runs.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Drop for RedisCluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
-            if let Some(mut child) = node.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            node.stop();
             let _ = std::fs::remove_dir_all(&node.dir);
         }
     }

@@ -204,9 +204,14 @@ impl BusInner {
             let reply: Value = xadd.query_async(&mut conn).await?;
             return reply::string(reply).ok_or_else(|| "XADD returned no entry id".into());
         };
-        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
+        let timeout_ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let mut pipe = redis::pipe();
-        pipe.add_command(xadd).cmd("WAIT").arg(replicas).arg(timeout_ms);
+        pipe.add_command(xadd)
+            .cmd("WAIT")
+            .arg(replicas)
+            .arg(timeout_ms);
         let (id, acknowledged): (Value, i64) = pipe.query_async(&mut conn).await?;
         let id = reply::string(id).ok_or("XADD returned no entry id")?;
         let acknowledged = u32::try_from(acknowledged).unwrap_or(0);
@@ -494,7 +499,7 @@ impl RedisBus {
                     source: security::scrub(e, &secrets),
                 }
             })?;
-        Ok((Target::Single(client), Conn::Single(conn)))
+        Ok((Target::Single(Box::new(client)), Conn::Single(conn)))
     }
 
     /// This process's consumer name.

@@ -16,9 +16,9 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use event_bus_core::StartError;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use event_bus_core::StartError;
 use redis::{Client, Cmd, ConnectionAddr, ConnectionInfo, Pipeline, RedisResult, Value};
 
 use crate::config::RedisConfig;
@@ -335,11 +335,11 @@ fn parse_slots(reply: Value, base: &ConnectionInfo) -> Vec<SlotRange> {
     };
     let mut out = Vec::new();
     for range in ranges {
-        let Value::Array(fields) = range else { continue };
-        let (Some(start), Some(end)) = (
-            fields.first().and_then(int),
-            fields.get(1).and_then(int),
-        ) else {
+        let Value::Array(fields) = range else {
+            continue;
+        };
+        let (Some(start), Some(end)) = (fields.first().and_then(int), fields.get(1).and_then(int))
+        else {
             continue;
         };
         let Some(Value::Array(master)) = fields.get(2) else {
@@ -460,7 +460,10 @@ mod tests {
     fn keys_of_commands() {
         let key = |c: &Cmd| command_key(c).map(|k| String::from_utf8(k).unwrap_or_default());
         assert_eq!(key(redis::cmd("XADD").arg("s").arg("*")), Some("s".into()));
-        assert_eq!(key(redis::cmd("XINFO").arg("GROUPS").arg("s")), Some("s".into()));
+        assert_eq!(
+            key(redis::cmd("XINFO").arg("GROUPS").arg("s")),
+            Some("s".into())
+        );
         assert_eq!(
             key(redis::cmd("XREADGROUP")
                 .arg("GROUP")
@@ -471,7 +474,10 @@ mod tests {
                 .arg(">")),
             Some("s".into())
         );
-        assert_eq!(key(redis::cmd("EVALSHA").arg("abc").arg(1).arg("k")), Some("k".into()));
+        assert_eq!(
+            key(redis::cmd("EVALSHA").arg("abc").arg(1).arg("k")),
+            Some("k".into())
+        );
         assert_eq!(key(redis::cmd("EVAL").arg("abc").arg(0)), None);
         assert_eq!(key(redis::cmd("WAIT").arg(1).arg(100)), None);
     }

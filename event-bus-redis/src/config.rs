@@ -111,7 +111,8 @@ pub struct RedisBusBuilder {
 
 impl RedisBusBuilder {
     /// The Redis URL (`redis://host:port/db`, `redis://user:password@host:port/db`, or
-    /// `rediss://...` for TLS with the `tls` feature); required. Its password never appears in
+    /// `rediss://...` for TLS with the `tls` feature); required, unless the bus runs on a
+    /// Redis Cluster ([`cluster_nodes`](Self::cluster_nodes)). Its password never appears in
     /// `Debug` output, errors or logs; to keep it out of the URL altogether, see
     /// [`credentials`](Self::credentials).
     pub fn url(mut self, url: impl Into<String>) -> Self {
@@ -143,10 +144,7 @@ impl RedisBusBuilder {
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        self.config.cluster_nodes = nodes
-            .into_iter()
-            .map(|n| RedisUrl::new(n.into()))
-            .collect();
+        self.config.cluster_nodes = nodes.into_iter().map(|n| RedisUrl::new(n.into())).collect();
         self
     }
 

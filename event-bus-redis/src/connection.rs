@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
@@ -109,7 +111,7 @@ impl Backoff {
 #[derive(Clone)]
 pub(crate) enum Target {
     /// One Redis.
-    Single(Client),
+    Single(Box<Client>),
     /// The master of each command's key, on a cluster.
     Cluster(SharedTopology),
 }
@@ -137,7 +139,10 @@ const ASK_FOR: Duration = Duration::from_millis(500);
 impl std::fmt::Debug for BlockingConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlockingConnection")
-            .field("connected", &(self.conn.is_some() || !self.nodes.is_empty()))
+            .field(
+                "connected",
+                &(self.conn.is_some() || !self.nodes.is_empty()),
+            )
             .finish()
     }
 }
@@ -148,7 +153,12 @@ const MAX_REDIRECTS: usize = 5;
 impl BlockingConnection {
     /// `block` is the longest `BLOCK` sent on it; its response timeout is `block + margin`.
     /// On a cluster, `home` is a key its commands touch (its stream).
-    pub(crate) fn new(target: Target, block: Duration, margin: Duration, home: Option<&str>) -> Self {
+    pub(crate) fn new(
+        target: Target,
+        block: Duration,
+        margin: Duration,
+        home: Option<&str>,
+    ) -> Self {
         let config = AsyncConnectionConfig::new()
             .set_response_timeout(Some(block + margin))
             .set_connection_timeout(Some(margin));
@@ -327,7 +337,10 @@ impl BlockingConnection {
     // --- Redis Cluster ---
 
     /// The connection to `node`, opened if needed.
-    async fn node_connection(&mut self, node: &NodeAddr) -> RedisResult<&mut MultiplexedConnection> {
+    async fn node_connection(
+        &mut self,
+        node: &NodeAddr,
+    ) -> RedisResult<&mut MultiplexedConnection> {
         if !self.nodes.contains_key(node) {
             let Target::Cluster(topology) = &self.target else {
                 return Err(no_master());
@@ -365,7 +378,12 @@ impl BlockingConnection {
 
     /// After an error on `node`: a redirection updates the slot map; a broken connection is
     /// dropped; a broken connection or a reconfiguring cluster (a failover) refreshes the map.
-    async fn cluster_error(&mut self, topology: &SharedTopology, node: &NodeAddr, e: &redis::RedisError) {
+    async fn cluster_error(
+        &mut self,
+        topology: &SharedTopology,
+        node: &NodeAddr,
+        e: &redis::RedisError,
+    ) {
         match cluster::redirect_of(e) {
             Some(Redirect::Moved(slot, to)) => {
                 topology.moved(slot, to);

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use crate::connection::Conn;
 use event_bus_core::transport::{Claim, Dedupe, DedupeStore};
 use event_bus_core::BoxError;
 use futures_util::future::BoxFuture;
-use crate::connection::Conn;
 use redis::{RedisResult, Script, Value};
 
 /// The value of a `done` mark.

@@ -83,10 +83,7 @@ pub(crate) async fn ensure_groups(
 }
 
 /// The groups of `stream` (none when the stream does not exist).
-pub(crate) async fn groups(
-    conn: &mut Conn,
-    stream: &str,
-) -> RedisResult<StreamInfoGroupsReply> {
+pub(crate) async fn groups(conn: &mut Conn, stream: &str) -> RedisResult<StreamInfoGroupsReply> {
     let result: RedisResult<StreamInfoGroupsReply> = cmd("XINFO")
         .arg("GROUPS")
         .arg(stream)

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_bus_core::transport::{sample_delay, SubscriberCounters};
 use crate::connection::Conn;
+use event_bus_core::transport::{sample_delay, SubscriberCounters};
 use redis::streams::StreamInfoGroupsReply;
 use redis::RedisResult;
 use tokio_util::sync::CancellationToken;

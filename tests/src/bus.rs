@@ -192,7 +192,10 @@ impl TestBus {
     }
 
     /// Runs one single-key command on the bus's Redis (on a cluster, on the master of its key).
-    pub async fn command<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+    pub async fn command<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<T> {
         match &self.cluster {
             None => {
                 let client = redis::Client::open(self.url.as_str())?;
@@ -242,7 +245,7 @@ pub async fn wait_dead_letters<B: Bus>(bus: &B, n: usize, timeout: Duration) -> 
 }
 
 /// Runs each named scenario, an `async fn name<B: TestTransport>()`, as two tests of a module of
-/// its name: `memory` on the in-memory bus and `redis` on Redis. See [`on_redis_cluster!`] for
+/// its name: `memory` on the in-memory bus and `redis` on Redis. See [`on_redis_cluster!`](crate::on_redis_cluster) for
 /// the same scenarios on a Redis Cluster.
 #[macro_export]
 macro_rules! on_both_buses {

@@ -117,7 +117,10 @@ impl RedisCluster {
                 }
                 node.stop();
                 tries += 1;
-                assert!(tries < 10, "no free port for a cluster node after {tries} tries");
+                assert!(
+                    tries < 10,
+                    "no free port for a cluster node after {tries} tries"
+                );
                 node.port = free_cluster_port(&ports);
                 ports[i] = node.port;
             }
@@ -184,7 +187,11 @@ impl RedisCluster {
             Ok(conn) => conn,
             Err(e) => panic!("cannot connect to node {node}: {e}"),
         };
-        match redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut conn) {
+        match redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut conn)
+        {
             Ok(slot) => slot,
             Err(e) => panic!("CLUSTER KEYSLOT {key}: {e}"),
         }
@@ -256,7 +263,11 @@ impl RedisCluster {
         let deadline = Instant::now() + timeout;
         loop {
             let info = connect(self.nodes[i].port)
-                .and_then(|mut c| redis::cmd("INFO").arg("replication").query::<String>(&mut c))
+                .and_then(|mut c| {
+                    redis::cmd("INFO")
+                        .arg("replication")
+                        .query::<String>(&mut c)
+                })
                 .unwrap_or_default();
             if info_field(&info, "role").as_deref() == Some("slave")
                 && info_field(&info, "master_link_status").as_deref() == Some("up")
@@ -276,7 +287,11 @@ impl RedisCluster {
         let deadline = Instant::now() + timeout;
         loop {
             let role = connect(self.nodes[replica].port)
-                .and_then(|mut c| redis::cmd("INFO").arg("replication").query::<String>(&mut c))
+                .and_then(|mut c| {
+                    redis::cmd("INFO")
+                        .arg("replication")
+                        .query::<String>(&mut c)
+                })
                 .ok()
                 .and_then(|info| info_field(&info, "role"));
             if role.as_deref() == Some("master") {
@@ -379,7 +394,11 @@ impl RedisCluster {
     /// Whether node `i` is a master.
     pub fn is_master(&self, i: usize) -> bool {
         connect(self.nodes[i].port)
-            .and_then(|mut c| redis::cmd("INFO").arg("replication").query::<String>(&mut c))
+            .and_then(|mut c| {
+                redis::cmd("INFO")
+                    .arg("replication")
+                    .query::<String>(&mut c)
+            })
             .ok()
             .and_then(|info| info_field(&info, "role"))
             .as_deref()
@@ -421,12 +440,18 @@ impl RedisCluster {
         for i in 0..self.nodes.len() {
             loop {
                 let info = connect(self.nodes[i].port)
-                    .and_then(|mut c| redis::cmd("INFO").arg("replication").query::<String>(&mut c))
+                    .and_then(|mut c| {
+                        redis::cmd("INFO")
+                            .arg("replication")
+                            .query::<String>(&mut c)
+                    })
                     .unwrap_or_default();
                 let role = info_field(&info, "role");
                 let linked = match role.as_deref() {
                     Some("master") => info_field(&info, "connected_slaves").as_deref() == Some("1"),
-                    Some("slave") => info_field(&info, "master_link_status").as_deref() == Some("up"),
+                    Some("slave") => {
+                        info_field(&info, "master_link_status").as_deref() == Some("up")
+                    }
                     _ => false,
                 };
                 if linked {

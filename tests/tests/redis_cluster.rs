@@ -89,8 +89,7 @@ fn publish_until(
 async fn seqs_in_stream(t: &TestBus, stream: &str) -> BTreeSet<u64> {
     let mut xrange = redis::cmd("XRANGE");
     xrange.arg(stream).arg("-").arg("+");
-    let entries: Vec<(String, HashMap<String, String>)> =
-        t.command(&xrange).await.expect("XRANGE");
+    let entries: Vec<(String, HashMap<String, String>)> = t.command(&xrange).await.expect("XRANGE");
     entries
         .iter()
         .filter_map(|(_, fields)| fields.get("event"))
@@ -170,7 +169,10 @@ async fn publish_through_a_failover(
     .await;
     stop.store(true, Ordering::SeqCst);
     let published = publisher.await.expect("publisher");
-    assert!(recovery.is_ok(), "the bus did not recover by itself: {published:?}");
+    assert!(
+        recovery.is_ok(),
+        "the bus did not recover by itself: {published:?}"
+    );
     eprintln!(
         "100 publishes acknowledged after the failover ({:?})",
         began.elapsed()
@@ -191,7 +193,10 @@ async fn publish_through_a_failover(
                 expected.iter().all(|s| handled.contains_key(s))
             })
             .await;
-        assert!(all, "{sub} did not handle every acknowledged event the stream holds");
+        assert!(
+            all,
+            "{sub} did not handle every acknowledged event the stream holds"
+        );
     }
     eprintln!("handled ({:?})", began.elapsed());
     tokio::time::timeout(WAIT, running.idle())
@@ -200,7 +205,11 @@ async fn publish_through_a_failover(
     running.shutdown().await.expect("shutdown");
     eprintln!("idle and shut down ({:?})", began.elapsed());
     for sub in SUBSCRIBERS {
-        assert_eq!(t.pending(&stream, sub).await, 0, "{sub}: nothing left pending");
+        assert_eq!(
+            t.pending(&stream, sub).await,
+            0,
+            "{sub}: nothing left pending"
+        );
     }
     drop(cluster);
     (published, held)
@@ -337,9 +346,17 @@ async fn a_live_reshard_of_a_read_stream_loses_nothing() {
         assert_eq!(handled.len(), n, "{sub}: distinct events handled");
         let twice: Vec<_> = handled.iter().filter(|(_, c)| **c != 1).collect();
         assert!(twice.is_empty(), "{sub} handled more than once: {twice:?}");
-        assert_eq!(t.pending(&stream, sub).await, 0, "{sub}: nothing left pending");
+        assert_eq!(
+            t.pending(&stream, sub).await,
+            0,
+            "{sub}: nothing left pending"
+        );
     }
-    assert_eq!(seqs_in_stream(&t, &stream).await.len(), n, "the stream holds every event");
+    assert_eq!(
+        seqs_in_stream(&t, &stream).await.len(),
+        n,
+        "the stream holds every event"
+    );
 }
 
 async fn connected_clients(port: u16) -> u64 {
@@ -407,11 +424,60 @@ async fn streams_over_every_master_share_a_bounded_number_of_readers_per_master(
         .await
         .expect("every subscriber caught up");
     let seen = seen.snapshot();
-    assert_eq!(seen.len(), 2 * EVENT_TYPES, "every subscriber received something");
+    assert_eq!(
+        seen.len(),
+        2 * EVENT_TYPES,
+        "every subscriber received something"
+    );
     for name in many_types::subscriber_names() {
         assert_eq!(seen.get(name.as_str()), Some(&vec![7]), "{name}");
     }
     assert_eq!(running.stats().handled, 2 * EVENT_TYPES as u64);
     running.shutdown().await.expect("shutdown");
+    drop(cluster);
+}
+
+/// Asking for more replicas than a master has: the publish fails with [`NotReplicated`],
+/// saying how many acknowledged (its one replica), and the entry is on the master (and
+/// delivered), as the error says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_that_falls_short_is_a_typed_error_and_the_entry_stays() {
+    event_bus_tests::init_tracing();
+    let cluster = event_bus_tests::cluster::shared().await;
+    let t = TestBus {
+        cluster: Some(cluster.urls()),
+        ..TestBus::new(BusKind::Redis, "wait-short", &["probe-a"])
+    };
+    let stream = format!("{}:PROBE", t.prefix);
+    let bus = RedisBus::builder()
+        .cluster_nodes(cluster.urls())
+        .prefix(&t.prefix)
+        .only(t.only.clone())
+        .state(SharedRecorder(Arc::clone(&t.recorder)))
+        .block(Duration::from_millis(200))
+        .durability(Durability::replicas(2, Duration::from_millis(100)))
+        .build()
+        .await
+        .expect("bus");
+    let running = bus.start().await.expect("start");
+    let e = bus
+        .publish(Probe::new(Uuid::new_v4(), 0))
+        .await
+        .expect_err("only one replica");
+    let PublishError::Transport { source, .. } = &e else {
+        panic!("not a transport error: {e}");
+    };
+    let short = source
+        .downcast_ref::<NotReplicated>()
+        .unwrap_or_else(|| panic!("not NotReplicated: {source}"));
+    assert_eq!((short.acknowledged, short.wanted), (1, 2));
+    assert_eq!(short.stream, stream);
+    assert!(e.is_retryable());
+    assert_eq!(seqs_in_stream(&t, &stream).await, BTreeSet::from([0]));
+    assert!(t.recorder.wait_handled("probe-a", 1, WAIT).await);
+    assert_eq!(bus.stats().published, 0, "a failed publish is not counted");
+    running.shutdown().await.expect("shutdown");
+    assert_eq!(t.recorder.handled("probe-a"), HashMap::from([(0, 1)]));
+    t.cleanup().await;
     drop(cluster);
 }

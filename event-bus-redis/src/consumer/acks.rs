@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use event_bus_core::transport::SubscriberCounters;
 use crate::connection::Conn;
+use event_bus_core::transport::SubscriberCounters;
 use redis::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;

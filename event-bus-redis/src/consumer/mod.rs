@@ -27,11 +27,11 @@ pub(crate) use shard::{shard_loop, Member};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::connection::Conn;
 use event_bus_core::transport::{
     Dispatcher, GiveUp, Message, Sink, SubscriberCounters, WorkerPool,
 };
 use event_bus_core::{Failure, ShutdownError, SubscriberHealth};
-use crate::connection::Conn;
 use redis::{cmd, RedisResult, Value};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;

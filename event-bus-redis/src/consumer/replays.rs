@@ -39,8 +39,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_bus_core::transport::{Message, WorkerPool};
 use crate::connection::Conn;
+use event_bus_core::transport::{Message, WorkerPool};
 use redis::streams::StreamInfoConsumersReply;
 use redis::{cmd, RedisResult, Value};
 use tokio::time::Instant;

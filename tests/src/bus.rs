@@ -245,8 +245,8 @@ pub async fn wait_dead_letters<B: Bus>(bus: &B, n: usize, timeout: Duration) -> 
 }
 
 /// Runs each named scenario, an `async fn name<B: TestTransport>()`, as two tests of a module of
-/// its name: `memory` on the in-memory bus and `redis` on Redis. See [`on_redis_cluster!`](crate::on_redis_cluster) for
-/// the same scenarios on a Redis Cluster.
+/// its name: `memory` on the in-memory bus and `redis` on Redis. See
+/// [`on_redis_cluster!`](crate::on_redis_cluster) for the same scenarios on a Redis Cluster.
 #[macro_export]
 macro_rules! on_both_buses {
     ($($name:ident),* $(,)?) => {$(

@@ -29,8 +29,14 @@ async fn start_cluster() -> RedisCluster {
 
 /// A bus on `cluster` running `probe-a` and `probe-b`, claiming quickly (a failover can lose
 /// acknowledgements, whose entries are then claimed again).
-async fn cluster_bus(t: &TestBus, cluster: &RedisCluster, durability: Durability) -> RedisBus {
+async fn cluster_bus(
+    t: &TestBus,
+    cluster: &RedisCluster,
+    durability: Durability,
+    readers: usize,
+) -> RedisBus {
     RedisBus::builder()
+        .max_reader_connections(readers)
         .cluster_nodes(cluster.urls())
         .prefix(&t.prefix)
         .only(t.only.clone())
@@ -115,7 +121,7 @@ async fn publish_through_a_failover(
 ) -> (Published, BTreeSet<u64>) {
     let began = std::time::Instant::now();
     let stream = format!("{}:PROBE", t.prefix);
-    let bus = cluster_bus(t, &cluster, durability).await;
+    let bus = cluster_bus(t, &cluster, durability, 8).await;
     let running = bus.start().await.expect("start");
     let stop = Arc::new(AtomicBool::new(false));
     let next = Arc::new(AtomicU64::new(0));
@@ -292,14 +298,25 @@ async fn a_killed_master_loses_at_most_what_it_had_not_replicated() {
 /// The slot of a stream being read and written moves to another master (`SETSLOT
 /// IMPORTING/MIGRATING`, `MIGRATE`, half a second of `ASK` redirections, `SETSLOT NODE`):
 /// every publish succeeds, every subscriber handles every event exactly once, nothing is left
-/// pending.
+/// pending. Each subscriber has a reader of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_reshard_of_a_read_stream_loses_nothing() {
+    reshard_while_reading(8).await;
+}
+
+/// The same, the two subscribers sharing one reader (`max_reader_connections(1)`), whose
+/// blocking `XREAD` and pipelined polls follow the slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_reshard_of_a_stream_read_by_a_shared_reader_loses_nothing() {
+    reshard_while_reading(1).await;
+}
+
+async fn reshard_while_reading(readers: usize) {
     event_bus_tests::init_tracing();
     let cluster = start_cluster().await;
     let t = test_bus(&cluster, "reshard");
     let stream = format!("{}:PROBE", t.prefix);
-    let bus = cluster_bus(&t, &cluster, Durability::Master).await;
+    let bus = cluster_bus(&t, &cluster, Durability::Master, readers).await;
     let running = bus.start().await.expect("start");
     let stop = Arc::new(AtomicBool::new(false));
     let publisher = publish_until(
@@ -385,7 +402,8 @@ async fn streams_over_every_master_share_a_bounded_number_of_readers_per_master(
     use many_types::{Seen, EVENT_TYPES};
     const READERS: u64 = 2;
     event_bus_tests::init_tracing();
-    let cluster = event_bus_tests::cluster::shared().await;
+    // A cluster of its own: connections are counted on it.
+    let cluster = start_cluster().await;
     let masters = cluster.masters();
     assert_eq!(masters.len(), 3);
     let mut before = Vec::new();

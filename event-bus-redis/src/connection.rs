@@ -122,8 +122,10 @@ pub(crate) struct BlockingConnection {
     target: Target,
     config: AsyncConnectionConfig,
     conn: Option<MultiplexedConnection>,
-    /// On a cluster: the connection to each node, by address.
-    nodes: BTreeMap<NodeAddr, MultiplexedConnection>,
+    /// On a cluster: the connection to each node, by address, with when it was last used.
+    nodes: BTreeMap<NodeAddr, (MultiplexedConnection, Instant)>,
+    /// On a cluster: a node connection unused this long is closed (its streams moved away).
+    idle_after: Duration,
     /// On a cluster: the key whose node [`connect`](Self::connect) checks.
     home: Option<Vec<u8>>,
     /// On a cluster: the last `ASK` redirection (the key, the node asked, when), followed
@@ -167,6 +169,8 @@ impl BlockingConnection {
             config,
             conn: None,
             nodes: BTreeMap::new(),
+            // Every reader sends at least one command per `BLOCK` to each node it reads from.
+            idle_after: (block + margin) * 2,
             home: home.map(|h| h.as_bytes().to_vec()),
             asked: None,
         }
@@ -341,6 +345,11 @@ impl BlockingConnection {
         &mut self,
         node: &NodeAddr,
     ) -> RedisResult<&mut MultiplexedConnection> {
+        // Close the connections to nodes no longer read from (a reshard or failover moved
+        // their slots): the count per node stays bounded.
+        let idle_after = self.idle_after;
+        self.nodes
+            .retain(|n, (_, used)| n == node || used.elapsed() < idle_after);
         if !self.nodes.contains_key(node) {
             let Target::Cluster(topology) = &self.target else {
                 return Err(no_master());
@@ -349,9 +358,11 @@ impl BlockingConnection {
                 .client_for(node)?
                 .get_multiplexed_async_connection_with_config(&self.config)
                 .await?;
-            self.nodes.insert(node.clone(), conn);
+            self.nodes.insert(node.clone(), (conn, Instant::now()));
         }
-        self.nodes.get_mut(node).ok_or_else(no_master)
+        let (conn, used) = self.nodes.get_mut(node).ok_or_else(no_master)?;
+        *used = Instant::now();
+        Ok(conn)
     }
 
     /// The node an `ASK` named for `cmd`'s key less than [`ASK_FOR`] ago.

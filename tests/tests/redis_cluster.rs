@@ -451,8 +451,38 @@ async fn streams_over_every_master_share_a_bounded_number_of_readers_per_master(
         assert_eq!(seen.get(name.as_str()), Some(&vec![7]), "{name}");
     }
     assert_eq!(running.stats().handled, 2 * EVENT_TYPES as u64);
+    // With MEASURE_IDLE set (and `--nocapture`), report the commands the idle process sends
+    // each master, over 10 s: the figure the README gives. Not asserted (timing varies).
+    if std::env::var("MEASURE_IDLE").is_ok() {
+        let mut before = Vec::new();
+        for &m in &masters {
+            before.push(commands_processed(cluster.port(m)).await);
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        for (&m, before) in masters.iter().zip(before) {
+            let per_second = (commands_processed(cluster.port(m)).await - before) as f64 / 10.0;
+            eprintln!("IDLE master {m}: {per_second:.1} commands/s");
+        }
+    }
     running.shutdown().await.expect("shutdown");
     drop(cluster);
+}
+
+async fn commands_processed(port: u16) -> u64 {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut conn)
+        .await
+        .expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_commands_processed:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("total_commands_processed")
 }
 
 /// Asking for more replicas than a master has: the publish fails with [`NotReplicated`],

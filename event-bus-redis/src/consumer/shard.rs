@@ -23,8 +23,8 @@
 //! On Redis Cluster a multi-key `XREAD` must stay within one hash slot. There the shards are
 //! made per master (see `RedisBus::start`), the streams of one slot kept together: a shard whose
 //! streams lie in one slot waits as above; one whose streams span slots checks them with one
-//! non-blocking `XREAD` per slot in a single pipelined round trip, every [`MULTI_SLOT_POLL`]
-//! when idle. Its commands go to the master of each key, following `MOVED`/`ASK`.
+//! non-blocking `XREAD` per slot in a single pipelined round trip, [`MULTI_SLOT_POLL`] after
+//! activity, backing off to once per `BLOCK` while idle. Its commands go to the master of each key, following `MOVED`/`ASK`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,6 +59,8 @@ struct Shard {
     streams: Vec<Watched>,
     /// Whether each member may have work.
     due: Vec<bool>,
+    /// On a cluster, with streams in several slots: how many checks in a row found nothing.
+    quiet: u32,
 }
 
 impl Shard {
@@ -82,6 +84,7 @@ impl Shard {
             stream_of,
             streams,
             due,
+            quiet: 0,
         }
     }
 
@@ -141,8 +144,9 @@ pub(crate) async fn shard_loop(
     }
 }
 
-/// How often a shared reader on a cluster whose streams lie in several slots checks them
-/// when idle (a blocking multi-stream `XREAD` must stay within one slot).
+/// How soon a shared reader on a cluster whose streams lie in several slots checks them again
+/// after finding nothing (a blocking multi-stream `XREAD` must stay within one slot); the
+/// pause doubles while they stay quiet, up to one `BLOCK`.
 const MULTI_SLOT_POLL: Duration = Duration::from_millis(50);
 
 /// `XREAD COUNT 1 [BLOCK ms] STREAMS s1 .. sN id1 .. idN` for these streams of the shard, from
@@ -176,7 +180,7 @@ fn xread(shard: &Shard, streams: &[usize], block_ms: Option<u64>) -> redis::Cmd 
 /// Blocks until a stream of the shard gets an entry after the last one seen. On a cluster,
 /// when the shard's streams lie in several slots, checks them all in one pipelined round trip
 /// (one `XREAD` per slot, sent to its master) and, if none has news, pauses
-/// [`MULTI_SLOT_POLL`].
+/// [`MULTI_SLOT_POLL`], doubled with each quiet check up to one `BLOCK`.
 async fn wait(shard: &mut Shard, conn: &mut BlockingConnection, block_ms: u64) -> RedisResult<()> {
     let all: Vec<usize> = (0..shard.streams.len()).collect();
     if !conn.is_cluster() {
@@ -209,8 +213,15 @@ async fn wait(shard: &mut Shard, conn: &mut BlockingConnection, block_ms: u64) -
         woke |= !matches!(reply, Value::Nil);
         shard.wake(reply);
     }
-    if !woke {
-        tokio::time::sleep(MULTI_SLOT_POLL.min(Duration::from_millis(block_ms))).await;
+    if woke {
+        shard.quiet = 0;
+    } else {
+        // Idle: the pause doubles with each quiet check, up to one `BLOCK`.
+        let pause = MULTI_SLOT_POLL
+            .saturating_mul(1 << shard.quiet.min(8))
+            .min(Duration::from_millis(block_ms));
+        shard.quiet = shard.quiet.saturating_add(1);
+        tokio::time::sleep(pause).await;
     }
     Ok(())
 }

@@ -280,6 +280,7 @@ impl Topology {
             )
             .await?;
         let ranges = parse_slots(reply, &self.base);
+        tracing::debug!(masters = ?ranges.iter().map(|r| r.master.to_string()).collect::<std::collections::BTreeSet<_>>(), "read the cluster's slot map");
         if ranges.is_empty() {
             return Err(redis::RedisError::from((
                 redis::ErrorKind::Client,

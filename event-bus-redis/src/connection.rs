@@ -281,7 +281,14 @@ impl BlockingConnection {
                 }
                 Err(e) => {
                     self.cluster_error(&topology, &node, &e).await;
-                    Err(e)
+                    // A node lost: the read goes again, alone, if the slot map now names
+                    // another master.
+                    match self.route(&topology, &then).await {
+                        Ok(to) if to != node && !is_server_reply(&e) => {
+                            self.query_cluster(&topology, &then).await
+                        }
+                        _ => Err(e),
+                    }
                 }
                 ok => ok,
             },
@@ -434,10 +441,7 @@ impl BlockingConnection {
                     pipe.query_async::<(Value,)>(conn).await.map(|(v,)| v)
                 }
                 Ok(conn) => cmd.query_async::<Value>(conn).await,
-                Err(e) => {
-                    self.cluster_error(topology, &node, &e).await;
-                    return Err(e);
-                }
+                Err(e) => Err(e),
             };
             let e = match result {
                 Ok(value) => return Ok(value),
@@ -464,6 +468,19 @@ impl BlockingConnection {
                     node = self.route(topology, cmd).await?;
                     asking = false;
                 }
+                // A node lost (a failover): if the slot map, read again, names another
+                // master, try it at once.
+                None if !is_server_reply(&e) || cluster::is_reconfiguring(&e) => {
+                    self.asked = None;
+                    let Ok(to) = self.route(topology, cmd).await else {
+                        return Err(e);
+                    };
+                    if to == node {
+                        return Err(e);
+                    }
+                    node = to;
+                    asking = false;
+                }
                 None => {
                     self.asked = None;
                     return Err(e);
@@ -480,6 +497,43 @@ impl BlockingConnection {
     /// a keyless one with the command before it); a command redirected (`MOVED`/`ASK`) is sent
     /// again alone, where it belongs.
     async fn query_pipeline_cluster(
+        &mut self,
+        topology: &SharedTopology,
+        pipe: &redis::Pipeline,
+    ) -> RedisResult<Vec<RedisResult<Value>>> {
+        let before = self.nodes_of(topology, pipe).await?;
+        match self.try_pipeline_cluster(topology, pipe).await {
+            // A node lost (a failover): if the slot map, read again, names other masters,
+            // send it again at once.
+            Err(e)
+                if self
+                    .nodes_of(topology, pipe)
+                    .await
+                    .is_ok_and(|now| now != before) =>
+            {
+                tracing::debug!(error = %e, "cluster topology changed; sending the reads again");
+                self.try_pipeline_cluster(topology, pipe).await
+            }
+            other => other,
+        }
+    }
+
+    /// The masters `pipe`'s commands go to now.
+    async fn nodes_of(
+        &mut self,
+        topology: &SharedTopology,
+        pipe: &redis::Pipeline,
+    ) -> RedisResult<std::collections::BTreeSet<NodeAddr>> {
+        let mut nodes = std::collections::BTreeSet::new();
+        for cmd in pipe.cmd_iter() {
+            if cluster::command_key(cmd).is_some() {
+                nodes.insert(self.route(topology, cmd).await?);
+            }
+        }
+        Ok(nodes)
+    }
+
+    async fn try_pipeline_cluster(
         &mut self,
         topology: &SharedTopology,
         pipe: &redis::Pipeline,

@@ -149,8 +149,10 @@ async fn publish_through_a_failover(
     let (killed_at, promoted_at) = tokio::task::spawn_blocking(move || {
         let mut cluster = killed.lock().expect("cluster");
         cluster.kill(master);
+        let killed = std::time::Instant::now();
         let killed_at = seqs.load(Ordering::SeqCst);
         cluster.wait_promoted(replica, Duration::from_secs(20));
+        eprintln!("replica promoted {:?} after the kill", killed.elapsed());
         let promoted_at = seqs.load(Ordering::SeqCst);
         // With replica waits, the old master comes back, as the new master's replica, so that
         // `WAIT 1` can succeed again.

@@ -16,18 +16,19 @@ use event_bus_core::{
     Subscriber, SubscriberHealth, DEFAULT_CHANNEL,
 };
 use futures_util::future::BoxFuture;
-use redis::aio::ConnectionManager;
-use redis::{cmd, Client, Value};
+use redis::{cmd, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::cluster;
 use crate::config::{RedisBusBuilder, RedisConfig};
 use crate::connection;
-use crate::connection::BlockingConnection;
+use crate::connection::{BlockingConnection, Conn, Target};
 use crate::consumer::assignment::Assigner;
 use crate::consumer::replays::ReplaySignal;
-use crate::consumer::{shard_loop, Consumer, Member, Process, ReaderMode, RedisSink};
+use crate::consumer::{shard_loop, Consumer, Process, ReaderMode, RedisSink};
 use crate::dead_letter;
+use crate::durability::{Durability, NotReplicated};
 use crate::groups::{self, ensure_group, ForeignGroup};
 use crate::keys::dead_letter_stream;
 use crate::reply;
@@ -92,8 +93,9 @@ struct Started {
 
 struct BusInner {
     config: RedisConfig,
-    client: Client,
-    conn: ConnectionManager,
+    /// Where the readers' connections go: the one Redis, or the master of each stream's slot.
+    target: Target,
+    conn: Conn,
     consumer: String,
     published: AtomicU64,
     /// Each event type's stream per channel, with its `event_bus_published_total` counter.
@@ -237,13 +239,37 @@ impl BusInner {
         )
     }
 
-    /// `XADD stream * event <json> channel <channel>`: the entry's id.
+    /// `XADD stream * event <json> channel <channel>`: the entry's id. With
+    /// [`Durability::Replicas`], followed by `WAIT` in the same pipeline (so on the same
+    /// connection to the same master: on a cluster, routed by the stream's slot).
     async fn xadd(&self, stream: &str, channel: &str, json: &str) -> Result<String, BoxError> {
         let mut conn = self.conn.clone();
-        let reply: Value = xadd_command(stream, channel, json)
-            .query_async(&mut conn)
-            .await?;
-        reply::string(reply).ok_or_else(|| "XADD returned no entry id".into())
+        let xadd = xadd_command(stream, channel, json);
+        let Durability::Replicas { replicas, timeout } = self.config.durability else {
+            let reply: Value = xadd.query_async(&mut conn).await?;
+            return reply::string(reply).ok_or_else(|| "XADD returned no entry id".into());
+        };
+        let timeout_ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut pipe = redis::pipe();
+        pipe.add_command(xadd)
+            .cmd("WAIT")
+            .arg(replicas)
+            .arg(timeout_ms);
+        let (id, acknowledged): (Value, i64) = pipe.query_async(&mut conn).await?;
+        let id = reply::string(id).ok_or("XADD returned no entry id")?;
+        let acknowledged = u32::try_from(acknowledged).unwrap_or(0);
+        if acknowledged < replicas {
+            return Err(Box::new(NotReplicated {
+                stream: stream.to_owned(),
+                entry_id: id,
+                acknowledged,
+                wanted: replicas,
+                timeout,
+            }));
+        }
+        Ok(id)
     }
 
     /// The seed's workflow entry of the envelope (see [`crate::workflow`]).
@@ -385,6 +411,77 @@ impl Publisher for BusInner {
     }
 }
 
+/// Who reads for each subscriber: its own connection, or a shard shared with others.
+struct ReaderPlan {
+    /// For each subscriber (by index), its shard (`None`: a reader of its own).
+    shard_of: Vec<Option<usize>>,
+    /// Each shard's subscribers.
+    shards: Vec<Vec<usize>>,
+}
+
+impl ReaderPlan {
+    /// Up to `limit` subscribers (per master, on a cluster) each get a reader of their own;
+    /// past it, `limit` shards share them. Subscribers of one stream share a shard, so that
+    /// its wait names the stream once; on a cluster, so do the streams of one slot, so that a
+    /// shard waits on one slot where it can (a multi-key `XREAD` stays within one slot).
+    fn new(streams: &[String], target: &Target, limit: usize) -> Self {
+        let limit = limit.max(1);
+        let mut by_node: std::collections::BTreeMap<Option<cluster::NodeAddr>, Vec<usize>> =
+            std::collections::BTreeMap::new();
+        for (i, stream) in streams.iter().enumerate() {
+            let node = match target {
+                Target::Single(_) => None,
+                Target::Cluster(topology) => topology.master_of_key(stream.as_bytes()),
+            };
+            by_node.entry(node).or_default().push(i);
+        }
+        let mut plan = Self {
+            shard_of: vec![None; streams.len()],
+            shards: Vec::new(),
+        };
+        for (node, subscribers) in by_node {
+            if subscribers.len() <= limit {
+                continue;
+            }
+            let first = plan.shards.len();
+            plan.shards.extend((0..limit).map(|_| Vec::new()));
+            if node.is_none() {
+                for i in subscribers {
+                    let shard = first + shard_of(&streams[i], limit);
+                    plan.shard_of[i] = Some(shard);
+                    plan.shards[shard].push(i);
+                }
+                continue;
+            }
+            // By slot, the slots dealt out in turn.
+            let mut slots: Vec<(u16, Vec<usize>)> = Vec::new();
+            for i in subscribers {
+                let slot = cluster::key_slot(streams[i].as_bytes());
+                match slots.iter_mut().find(|(s, _)| *s == slot) {
+                    Some((_, members)) => members.push(i),
+                    None => slots.push((slot, vec![i])),
+                }
+            }
+            slots.sort_by_key(|(s, _)| *s);
+            for (n, (_, members)) in slots.into_iter().enumerate() {
+                let shard = first + n % limit;
+                for i in members {
+                    plan.shard_of[i] = Some(shard);
+                    plan.shards[shard].push(i);
+                }
+            }
+        }
+        plan.shards.retain(|members| !members.is_empty());
+        // Renumber after dropping empty shards.
+        for (n, members) in plan.shards.iter().enumerate() {
+            for &i in members {
+                plan.shard_of[i] = Some(n);
+            }
+        }
+        plan
+    }
+}
+
 /// The shard reading `stream`, of `shards`.
 fn shard_of(stream: &str, shards: usize) -> usize {
     use std::hash::{Hash, Hasher};
@@ -422,9 +519,46 @@ impl RedisBus {
     }
 
     pub(crate) async fn connect(config: RedisConfig) -> Result<Self, StartError> {
+        let (target, conn) = if config.cluster_nodes.is_empty() {
+            Self::connect_single(&config).await?
+        } else {
+            if config.url.is_some() {
+                return Err(StartError::Config(
+                    "both `url` and `cluster_nodes` were given: use `url` for one Redis, \
+                     `cluster_nodes` for a Redis Cluster"
+                        .to_owned(),
+                ));
+            }
+            let (conn, topology) = cluster::connect(&config).await?;
+            (Target::Cluster(topology), Conn::Cluster(conn))
+        };
+        let consumer = config
+            .consumer_name
+            .clone()
+            .unwrap_or_else(default_consumer_name);
+        Ok(Self {
+            inner: Arc::new(BusInner {
+                config,
+                target,
+                conn,
+                consumer,
+                published: AtomicU64::new(0),
+                publishes: PublishTargets::default(),
+                phase: AtomicU8::new(BUILDING),
+                starting: tokio::sync::Mutex::new(StartState::default()),
+                early_groups: Mutex::new(HashSet::new()),
+                started: Mutex::new(Vec::new()),
+                stop: CancellationToken::new(),
+            }),
+        })
+    }
+
+    async fn connect_single(config: &RedisConfig) -> Result<(Target, Conn), StartError> {
         let url = config.url.as_ref().ok_or_else(|| {
             StartError::Config(
-                "no Redis URL: call `.url(\"redis://...\")` on the builder".to_owned(),
+                "no Redis URL: call `.url(\"redis://...\")` on the builder (or \
+                 `.cluster_nodes([...])` for a Redis Cluster)"
+                    .to_owned(),
             )
         })?;
         // The one client every connection (this one, the readers', every reconnect) is opened
@@ -445,25 +579,7 @@ impl RedisBus {
                     source: security::scrub(e, &secrets),
                 }
             })?;
-        let consumer = config
-            .consumer_name
-            .clone()
-            .unwrap_or_else(default_consumer_name);
-        Ok(Self {
-            inner: Arc::new(BusInner {
-                config,
-                client,
-                conn,
-                consumer,
-                published: AtomicU64::new(0),
-                publishes: PublishTargets::default(),
-                phase: AtomicU8::new(BUILDING),
-                starting: tokio::sync::Mutex::new(StartState::default()),
-                early_groups: Mutex::new(HashSet::new()),
-                started: Mutex::new(Vec::new()),
-                stop: CancellationToken::new(),
-            }),
-        })
+        Ok((Target::Single(Box::new(client)), Conn::Single(conn)))
     }
 
     /// This process's consumer name.
@@ -562,33 +678,58 @@ impl Bus for RedisBus {
             });
         }
         // Reader connections, connected (and checked) before anything runs: one per
-        // consumer, or, past `max_reader_connections`, one per shard of consumers.
-        let limit = self.inner.config.max_reader_connections;
-        let shared_readers = units.len() > limit;
-        let readers = if shared_readers { limit } else { units.len() };
-        let mut connections = Vec::with_capacity(readers);
-        for i in 0..readers {
-            let mut reader = BlockingConnection::new(
-                self.inner.client.clone(),
+        // consumer, or, past `max_reader_connections`, one per shard of consumers. On a
+        // cluster, the limit is per master (of each stream's slot).
+        let streams: Vec<String> = units.iter().map(|(_, stream)| stream.clone()).collect();
+        let plan = ReaderPlan::new(
+            &streams,
+            &self.inner.target,
+            self.inner.config.max_reader_connections,
+        );
+        let new_connection = |home: &str| {
+            BlockingConnection::new(
+                self.inner.target.clone(),
                 self.inner.config.block,
                 self.inner.config.response_timeout,
-            );
+                Some(home),
+            )
+        };
+        let mut own_connections: Vec<Option<BlockingConnection>> =
+            (0..streams.len()).map(|_| None).collect();
+        for (i, (s, stream)) in units.iter().enumerate() {
+            if plan.shard_of[i].is_some() {
+                continue;
+            }
+            let mut reader = new_connection(stream);
             if let Err(e) = reader.connect().await {
-                let whose = match units.get(i).filter(|_| !shared_readers) {
-                    Some((s, stream)) => format!(
-                        "the reader connection of subscriber {} on {stream}",
-                        resolved.subscribers[*s].name()
-                    ),
-                    None => format!("shared reader connection {} of {readers}", i + 1),
-                };
                 return Err(StartError::Transport {
-                    what: format!("{whose}: {}", connection::describe(&e)),
+                    what: format!(
+                        "the reader connection of subscriber {} on {stream}: {}",
+                        resolved.subscribers[*s].name(),
+                        connection::describe(&e)
+                    ),
                     source: Box::new(e),
                 });
             }
-            connections.push(reader);
+            own_connections[i] = Some(reader);
         }
-        let mut connections = connections.into_iter();
+        let mut shard_connections = Vec::with_capacity(plan.shards.len());
+        for (n, members) in plan.shards.iter().enumerate() {
+            let home = members.first().map_or("", |&i| streams[i].as_str());
+            let mut reader = new_connection(home);
+            if let Err(e) = reader.connect().await {
+                return Err(StartError::Transport {
+                    what: format!(
+                        "shared reader connection {} of {}: {}",
+                        n + 1,
+                        plan.shards.len(),
+                        connection::describe(&e)
+                    ),
+                    source: Box::new(e),
+                });
+            }
+            shard_connections.push(reader);
+        }
         let mut consumers = Vec::new();
         // One poll of the replay-request counter for every consumer of the process, at most
         // twice per maintenance interval.
@@ -621,7 +762,7 @@ impl Bus for RedisBus {
         let partitioned: Vec<bool> = (0..resolved.subscribers.len())
             .map(|i| units.iter().filter(|(s, _)| *s == i).count() > 1)
             .collect();
-        for (i, stream) in units {
+        for ((i, stream), own) in units.into_iter().zip(own_connections) {
             let subscriber = &resolved.subscribers[i];
             let mut dispatcher =
                 Dispatcher::new(subscriber.clone(), shared.clone(), self.options().retry);
@@ -630,11 +771,6 @@ impl Bus for RedisBus {
                 let dedupe = crate::dedupe::dedupe(conn, &stream, subscriber.name(), window, lease);
                 dispatcher = dispatcher.with_dedupe(dedupe);
             }
-            let own = if shared_readers {
-                None
-            } else {
-                connections.next()
-            };
             let mode = match own {
                 Some(own) => ReaderMode::Own(Box::new(own)),
                 None => ReaderMode::Shared,
@@ -692,17 +828,10 @@ impl Bus for RedisBus {
             assigners.push(tokio::spawn(assigner.run(every, stop)));
         }
         let mut shards = Vec::new();
-        if shared_readers {
-            // Subscribers of one stream share a shard, so that its wait names the stream once.
-            let mut members: Vec<Vec<Member>> = (0..readers).map(|_| Vec::new()).collect();
-            for c in &consumers {
-                let shard = shard_of(c.stream(), readers);
-                members[shard].push(c.member());
-            }
-            for (members, conn) in members.into_iter().zip(connections) {
-                if members.is_empty() {
-                    continue;
-                }
+        if !plan.shards.is_empty() {
+            let readers = plan.shards.len();
+            for (members, conn) in plan.shards.iter().zip(shard_connections) {
+                let members = members.iter().map(|&i| consumers[i].member()).collect();
                 shards.push(tokio::spawn(shard_loop(
                     members,
                     conn,
@@ -712,9 +841,9 @@ impl Bus for RedisBus {
                 )));
             }
             tracing::info!(
-                subscribers = consumers.len(),
+                consumers = plan.shard_of.iter().flatten().count(),
                 reader_connections = readers,
-                "subscribers share {readers} reader connections"
+                "consumers share {readers} reader connections"
             );
         }
         let interval = self.options().metrics_interval;
@@ -859,7 +988,7 @@ impl RunningRedisBus {
 
     /// Whether every running subscriber's group has caught up: nothing held here, no lag, no
     /// pending entry.
-    async fn caught_up(&self, conn: &mut ConnectionManager) -> bool {
+    async fn caught_up(&self, conn: &mut Conn) -> bool {
         if !self.consumers.iter().all(Consumer::is_idle) {
             return false;
         }
@@ -898,7 +1027,7 @@ impl RunningRedisBus {
 }
 
 /// The stream's last generated id (`XINFO STREAM`).
-async fn last_generated_id(conn: &mut ConnectionManager, stream: &str) -> Option<String> {
+async fn last_generated_id(conn: &mut Conn, stream: &str) -> Option<String> {
     let info: Value = cmd("XINFO")
         .arg("STREAM")
         .arg(stream)

@@ -7,6 +7,7 @@ use event_bus_core::transport::{bus_builder_options, BusOptions};
 use event_bus_core::StartError;
 
 use crate::bus::RedisBus;
+use crate::durability::Durability;
 use crate::partition::Partitions;
 use crate::security::{RedisUrl, Security};
 
@@ -32,6 +33,9 @@ pub enum Retention {
 #[derive(Debug, Clone)]
 pub(crate) struct RedisConfig {
     pub(crate) url: Option<RedisUrl>,
+    /// Seed nodes of a Redis Cluster (empty: one Redis at `url`).
+    pub(crate) cluster_nodes: Vec<RedisUrl>,
+    pub(crate) durability: Durability,
     pub(crate) security: Security,
     pub(crate) common: BusOptions,
     pub(crate) consumer_name: Option<String>,
@@ -67,6 +71,8 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: None,
+            cluster_nodes: Vec::new(),
+            durability: Durability::Master,
             security: Security::default(),
             common: BusOptions::default(),
             consumer_name: None,
@@ -108,11 +114,48 @@ pub struct RedisBusBuilder {
 
 impl RedisBusBuilder {
     /// The Redis URL (`redis://host:port/db`, `redis://user:password@host:port/db`, or
-    /// `rediss://...` for TLS with the `tls` feature); required. Its password never appears in
+    /// `rediss://...` for TLS with the `tls` feature); required, unless the bus runs on a
+    /// Redis Cluster ([`cluster_nodes`](Self::cluster_nodes)). Its password never appears in
     /// `Debug` output, errors or logs; to keep it out of the URL altogether, see
     /// [`credentials`](Self::credentials).
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.config.url = Some(RedisUrl::new(url.into()));
+        self
+    }
+
+    /// Connects to a Redis Cluster through these seed nodes (`redis://host:port` each, with
+    /// credentials as in [`url`](Self::url); one reachable node is enough, the others are
+    /// found with `CLUSTER SLOTS`). Use either this or [`url`](Self::url).
+    ///
+    /// Commands go through redis-rs's cluster client, routed by their key's slot and following
+    /// `MOVED`/`ASK`; each reader opens its own connections to the master of its stream's slot
+    /// and follows failovers and resharding by itself. See the README's "Redis Cluster"
+    /// section for the connections per node and what each [`Durability`] promises there.
+    ///
+    /// ```no_run
+    /// use event_bus_redis::RedisBus;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bus = RedisBus::builder()
+    ///     .cluster_nodes(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000", "redis://10.0.0.3:7000"])
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn cluster_nodes<I>(mut self, nodes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.config.cluster_nodes = nodes.into_iter().map(|n| RedisUrl::new(n.into())).collect();
+        self
+    }
+
+    /// What an acknowledged publish promises (default [`Durability::Master`]: the master has
+    /// the entry). [`Durability::Replicas`] adds a `WAIT` for replicas to every publish: one
+    /// more round trip's worth of latency (the replicas' acknowledgement), none on the default.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.config.durability = durability;
         self
     }
 
@@ -166,6 +209,9 @@ impl RedisBusBuilder {
     /// that many readers, each polling its subscribers in one pipelined round trip and waiting
     /// with one blocking multi-stream `XREAD` (see the README's "Connections" section). With
     /// the connection for publishes and commands, a process holds at most this plus one.
+    ///
+    /// On a Redis Cluster the limit is per master: the subscribers whose streams a master
+    /// serves get their own readers up to this many, and share this many past it.
     pub fn max_reader_connections(mut self, n: usize) -> Self {
         self.config.max_reader_connections = n.max(1);
         self

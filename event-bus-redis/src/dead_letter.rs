@@ -13,7 +13,9 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use event_bus_core::{DeadLetter, DeadLetterFilter, Failure, FailureKind};
-use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::aio::ConnectionLike;
+
+use crate::connection::Conn;
 use redis::{cmd, RedisResult, Value};
 
 use crate::keys::{event_type_of, id_millis};
@@ -33,7 +35,7 @@ pub(crate) struct DeadLetterFields<'a> {
 /// `XADD {dl} * <original fields> sourceStream .. sourceMessageId .. deliveries ..
 /// deadLetteredAt .. subscriber .. error .. errorKind .. runs .. reason ..`.
 pub(crate) async fn write(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     dl_stream: &str,
     original: &[(String, Vec<u8>)],
     fields: DeadLetterFields<'_>,
@@ -178,7 +180,7 @@ pub(crate) async fn read_all(
 /// crash between writing a dead letter and acknowledging the entry, the entry comes back, and
 /// must only be acknowledged.
 pub(crate) async fn already_dead_lettered(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     dl_stream: &str,
     subscriber: &str,
     ids: &[String],
@@ -230,7 +232,7 @@ pub(crate) async fn purge(
 /// entries, the oldest first, so `subscriber`'s letters there are deleted unseen once the seed
 /// has written that many more. Looks at the newest [`SEED_DEAD_LETTER_CAP`] entries only.
 pub(crate) async fn warn_if_shared_near_cap(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     dl_stream: &str,
     subscriber: &str,
 ) -> RedisResult<()> {

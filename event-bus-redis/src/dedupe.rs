@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use crate::connection::Conn;
 use event_bus_core::transport::{Claim, Dedupe, DedupeStore};
 use event_bus_core::BoxError;
 use futures_util::future::BoxFuture;
-use redis::aio::ConnectionManager;
 use redis::{RedisResult, Script, Value};
 
 /// The value of a `done` mark.
@@ -41,7 +41,7 @@ pub(crate) fn dedupe_key(stream: &str, group: &str, id: &str) -> String {
 /// consumer's `claim_idle`, so a crashed run's mark lasts about as long as its entry stays
 /// with the dead consumer).
 pub(crate) fn dedupe(
-    conn: ConnectionManager,
+    conn: Conn,
     stream: &str,
     group: &str,
     window: Duration,
@@ -57,7 +57,7 @@ pub(crate) fn dedupe(
 }
 
 struct RedisDedupe {
-    conn: ConnectionManager,
+    conn: Conn,
     /// `{stream}:dedupe:{group}:`
     prefix: String,
     renew: Script,

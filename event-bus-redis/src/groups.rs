@@ -2,7 +2,7 @@
 //! groups on the bus's streams that no subscriber of this binary owns, and telling whether a
 //! group has caught up.
 
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use redis::streams::StreamInfoGroupsReply;
 use redis::{cmd, RedisResult, Script, Value};
 
@@ -30,7 +30,7 @@ return redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], ARGV[2], 'MKSTREAM', 'EN
 /// Creates the group at `start` (`$` or `0`), with a known read counter (see [`CREATE`]); an
 /// existing group is kept as it is.
 pub(crate) async fn ensure_group(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     stream: &str,
     group: &str,
     start: &str,
@@ -52,7 +52,7 @@ pub(crate) async fn ensure_group(
 /// [`ensure_group`] for each, pipelined. Returns the first error that is not `BUSYGROUP`, naming
 /// its group.
 pub(crate) async fn ensure_groups(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     groups: &[(String, String, &'static str)],
 ) -> Result<(), (String, redis::RedisError)> {
     if groups.is_empty() {
@@ -83,10 +83,7 @@ pub(crate) async fn ensure_groups(
 }
 
 /// The groups of `stream` (none when the stream does not exist).
-pub(crate) async fn groups(
-    conn: &mut ConnectionManager,
-    stream: &str,
-) -> RedisResult<StreamInfoGroupsReply> {
+pub(crate) async fn groups(conn: &mut Conn, stream: &str) -> RedisResult<StreamInfoGroupsReply> {
     let result: RedisResult<StreamInfoGroupsReply> = cmd("XINFO")
         .arg("GROUPS")
         .arg(stream)

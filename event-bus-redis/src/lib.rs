@@ -16,8 +16,9 @@
 //!   left pending by a dead consumer are claimed with `XAUTOCLAIM`;
 //! - blocking reads run on their own connections with a client-side timeout, and survive
 //!   Redis restarts and lost streams (`NOGROUP`);
-//! - every command touches a single key, so streams can later live on different cluster
-//!   shards;
+//! - every command touches a single key, so streams can live on different Redis Cluster
+//!   shards: [`RedisBusBuilder::cluster_nodes`] runs the bus on a cluster, following failovers
+//!   and resharding; [`Durability`] says what an acknowledged publish promises;
 //! - every connection (publishes, readers, reconnects) is opened from one client: the same ACL
 //!   credentials (in the URL or [`RedisBusBuilder::credentials`]) and, with the `tls` feature,
 //!   the same TLS settings (`rediss://`, a private CA, a client certificate). Passwords and
@@ -32,11 +33,13 @@
 
 pub mod admin;
 mod bus;
+mod cluster;
 mod config;
 mod connection;
 mod consumer;
 mod dead_letter;
 mod dedupe;
+mod durability;
 mod groups;
 mod keys;
 mod partition;
@@ -53,6 +56,7 @@ pub mod __fuzz;
 
 pub use bus::{RedisBus, RunningRedisBus};
 pub use config::{RedisBusBuilder, Retention, SeedGeneration, SEED_PREFIX};
+pub use durability::{Durability, NotReplicated};
 pub use groups::ForeignGroup;
 pub use security::redact_url;
 pub use workflow::WORKFLOW_STREAM;

@@ -4,7 +4,7 @@
 //! entry after its last-delivered id when nothing is pending; the minimum over the groups is the
 //! safe trim point (`XTRIM MINID`). A `MaxLen` cap that would cut past it is reported.
 
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use redis::{cmd, RedisResult, Value};
 
 use crate::config::Retention;
@@ -21,7 +21,7 @@ pub(crate) fn parse_id(id: &str) -> (u64, u64) {
 
 /// The oldest id some group of `stream` still needs; `None` when the stream has no groups.
 pub(crate) async fn oldest_needed(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     stream: &str,
 ) -> RedisResult<Option<(u64, u64)>> {
     let groups: Value = cmd("XINFO")
@@ -64,7 +64,7 @@ pub(crate) async fn oldest_needed(
 
 /// Applies the retention policy to one stream.
 pub(crate) async fn apply(
-    conn: &ConnectionManager,
+    conn: &Conn,
     stream: &str,
     retention: Retention,
     counters: &SubscriberCounters,

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use redis::{cmd, RedisResult, Value};
 
 /// How long a record outlives its last write.
@@ -20,12 +20,7 @@ pub(crate) const RUNS_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Records that entry `id` has had `runs` failed handler runs (an absolute count, so a write
 /// lost to a stalled Redis is made good by the next one).
-pub(crate) async fn record(
-    conn: &mut ConnectionManager,
-    key: &str,
-    id: &str,
-    runs: u32,
-) -> RedisResult<()> {
+pub(crate) async fn record(conn: &mut Conn, key: &str, id: &str, runs: u32) -> RedisResult<()> {
     let ttl_ms = u64::try_from(RUNS_TTL.as_millis()).unwrap_or(u64::MAX);
     let mut pipe = redis::pipe();
     pipe.cmd("HSET")
@@ -41,11 +36,7 @@ pub(crate) async fn record(
 }
 
 /// The recorded failed runs of each of `ids` (0 where none is recorded).
-pub(crate) async fn read(
-    conn: &mut ConnectionManager,
-    key: &str,
-    ids: &[&str],
-) -> RedisResult<Vec<u32>> {
+pub(crate) async fn read(conn: &mut Conn, key: &str, ids: &[&str]) -> RedisResult<Vec<u32>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -54,7 +45,7 @@ pub(crate) async fn read(
 }
 
 /// Forgets the record of `ids` (acknowledged or dead-lettered).
-pub(crate) async fn clear(conn: &mut ConnectionManager, key: &str, ids: &[&str]) {
+pub(crate) async fn clear(conn: &mut Conn, key: &str, ids: &[&str]) {
     if ids.is_empty() {
         return;
     }

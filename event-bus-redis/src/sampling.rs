@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::connection::Conn;
 use event_bus_core::transport::{sample_delay, SubscriberCounters};
-use redis::aio::ConnectionManager;
 use redis::streams::StreamInfoGroupsReply;
 use redis::RedisResult;
 use tokio_util::sync::CancellationToken;
@@ -47,7 +47,7 @@ pub(crate) fn by_stream<'a>(
 
 /// Samples `streams` every `interval` until `stop`.
 pub(crate) async fn sample_loop(
-    mut conn: ConnectionManager,
+    mut conn: Conn,
     streams: Vec<SampledStream>,
     interval: Duration,
     stop: CancellationToken,
@@ -101,11 +101,7 @@ impl Sums {
     }
 }
 
-async fn sample(
-    conn: &mut ConnectionManager,
-    streams: &[SampledStream],
-    sums: &mut Sums,
-) -> RedisResult<()> {
+async fn sample(conn: &mut Conn, streams: &[SampledStream], sums: &mut Sums) -> RedisResult<()> {
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     for s in streams {

@@ -50,8 +50,11 @@ impl TestTransport for RedisBus {
     const KIND: BusKind = BusKind::Redis;
 
     async fn build_for(t: &TestBus) -> Self {
-        let mut builder = RedisBus::builder()
-            .url(&t.url)
+        let builder = match &t.cluster {
+            Some(nodes) => RedisBus::builder().cluster_nodes(nodes.iter().cloned()),
+            None => RedisBus::builder().url(&t.url),
+        };
+        let mut builder = builder
             .with_options(|options| t.common(options))
             .claim_idle(t.claim_idle)
             .claim_interval(t.claim_interval)
@@ -80,6 +83,9 @@ pub struct TestBus {
     pub kind: BusKind,
     /// The Redis URL (Redis only).
     pub url: String,
+    /// The seed nodes of a Redis Cluster to run on instead of `url` (Redis only): set for the
+    /// scenarios run inside [`on_cluster`].
+    pub cluster: Option<Vec<String>>,
     /// The key prefix.
     pub prefix: String,
     /// The subscribers to run.
@@ -116,6 +122,7 @@ impl TestBus {
         Self {
             kind,
             url: crate::redis_url(),
+            cluster: CLUSTER_NODES.try_with(Clone::clone).ok(),
             prefix: crate::unique_prefix(test),
             only: only.iter().map(|s| (*s).to_owned()).collect(),
             recorder: Arc::new(Recorder::default()),
@@ -166,12 +173,64 @@ impl TestBus {
         self.build::<RedisBus>().await
     }
 
-    /// Deletes the test's keys (Redis).
+    /// Deletes the test's keys (Redis; on a cluster, on every master).
     pub async fn cleanup(&self) {
-        if self.kind == BusKind::Redis {
-            let _ = crate::delete_prefix(&self.url, &self.prefix).await;
+        if self.kind != BusKind::Redis {
+            return;
+        }
+        match &self.cluster {
+            None => {
+                let _ = crate::delete_prefix(&self.url, &self.prefix).await;
+            }
+            Some(nodes) => {
+                for node in nodes {
+                    let _ = crate::delete_prefix(node, &self.prefix).await;
+                }
+            }
         }
     }
+
+    /// Entries of `group` on `stream` delivered and not acknowledged (`XPENDING`; Redis).
+    pub async fn pending(&self, stream: &str, group: &str) -> i64 {
+        let mut xpending = redis::cmd("XPENDING");
+        xpending.arg(stream).arg(group);
+        match self.command::<redis::Value>(&xpending).await {
+            Ok(redis::Value::Array(items)) => match items.first() {
+                Some(redis::Value::Int(n)) => *n,
+                _ => panic!("unexpected XPENDING reply: {items:?}"),
+            },
+            other => panic!("XPENDING {stream} {group}: {other:?}"),
+        }
+    }
+
+    /// Runs one single-key command on the bus's Redis (on a cluster, on the master of its key).
+    pub async fn command<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<T> {
+        match &self.cluster {
+            None => {
+                let client = redis::Client::open(self.url.as_str())?;
+                let mut conn = client.get_multiplexed_async_connection().await?;
+                cmd.query_async(&mut conn).await
+            }
+            Some(nodes) => {
+                let client = redis::cluster::ClusterClient::new(nodes.clone())?;
+                let mut conn = client.get_async_connection().await?;
+                cmd.query_async(&mut conn).await
+            }
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The seed nodes of the cluster the scenario runs on (see [`on_cluster`]).
+    static CLUSTER_NODES: Vec<String>;
+}
+
+/// Runs `scenario` with every [`TestBus`] it makes set to run on the Redis Cluster of `nodes`.
+pub async fn on_cluster<F: Future>(nodes: Vec<String>, scenario: F) -> F::Output {
+    CLUSTER_NODES.scope(nodes, scenario).await
 }
 
 /// The recorder as handlers see it: `ctx.state::<SharedRecorder>()`, derefs to [`Recorder`].
@@ -198,7 +257,8 @@ pub async fn wait_dead_letters<B: Bus>(bus: &B, n: usize, timeout: Duration) -> 
 }
 
 /// Runs each named scenario, an `async fn name<B: TestTransport>()`, as two tests of a module of
-/// its name: `memory` on the in-memory bus and `redis` on Redis.
+/// its name: `memory` on the in-memory bus and `redis` on Redis. See
+/// [`on_redis_cluster!`](crate::on_redis_cluster) for the same scenarios on a Redis Cluster.
 #[macro_export]
 macro_rules! on_both_buses {
     ($($name:ident),* $(,)?) => {$(
@@ -215,4 +275,29 @@ macro_rules! on_both_buses {
             }
         }
     )*};
+}
+
+/// Runs each named scenario, an `async fn name<B: TestTransport>()`, on a Redis Cluster of 3
+/// masters and 3 replicas (shared by the tests that run at once, see
+/// [`crate::cluster::shared`]), as tests `on_redis_cluster::name::redis`. Written after
+/// [`on_both_buses!`] in the same file, for a subset of its scenarios.
+#[macro_export]
+macro_rules! on_redis_cluster {
+    ($($name:ident),* $(,)?) => {
+        mod on_redis_cluster {$(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn redis() {
+                    $crate::init_tracing();
+                    let cluster = $crate::cluster::shared().await;
+                    $crate::bus::on_cluster(
+                        cluster.urls(),
+                        super::super::$name::<event_bus_redis::RedisBus>(),
+                    )
+                    .await;
+                    drop(cluster);
+                }
+            }
+        )*}
+    };
 }

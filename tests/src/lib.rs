@@ -7,6 +7,7 @@
 //! in-memory exporter ([`otel`]).
 
 pub mod bus;
+pub mod cluster;
 pub mod otel;
 pub mod probe;
 pub mod proxy;
@@ -68,7 +69,7 @@ pub async fn delete_prefix(url: &str, prefix: &str) -> redis::RedisResult<()> {
 /// How many entries of `stream` the consumer group `group` has delivered and not acknowledged
 /// (the `XPENDING` summary's count).
 pub async fn pending_count(
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut (impl redis::aio::ConnectionLike + Send),
     stream: &str,
     group: &str,
 ) -> redis::RedisResult<i64> {

@@ -40,6 +40,31 @@ event_bus_tests::on_both_buses!(
     purging_dead_letters_deletes_exactly_what_the_filter_selects,
 );
 
+// The same scenarios on a Redis Cluster (3 masters, 3 replicas), but those that only check
+// what happens before any Redis command (validation, start checks).
+event_bus_tests::on_redis_cluster!(
+    fan_out_delivers_every_event_once_to_every_subscriber,
+    concurrency_one_keeps_publish_order,
+    per_tenant_ordering_keeps_each_tenants_order,
+    transient_failures_are_retried_until_success,
+    always_failing_handler_is_dead_lettered_after_max_attempts,
+    permanent_error_is_dead_lettered_without_retry,
+    panics_are_isolated_and_retried_like_failures,
+    partial_fan_out_failure_retries_only_the_failing_subscriber,
+    replay_goes_to_the_failing_subscriber_only,
+    failing_tenant_does_not_delay_other_tenants,
+    graceful_shutdown_lets_in_flight_handlers_finish,
+    graceful_shutdown_acknowledges_what_was_handled_in_place,
+    shutdown_abandons_a_waiting_retry_at_once,
+    shutdown_deadline_counts_a_handler_still_running,
+    concurrency_one_holds_for_replays_too,
+    context_carries_tenant_attempt_and_message_id,
+    publishing_before_start_is_delivered_once_started,
+    idle_stats_and_subscribers_are_per_subscriber,
+    a_replayed_dead_letter_is_deleted_once_its_replay_is_handled,
+    purging_dead_letters_deletes_exactly_what_the_filter_selects,
+);
+
 fn exactly_once(handled: &HashMap<u64, usize>, n: u64) {
     assert_eq!(handled.len() as u64, n, "distinct events handled");
     let duplicates: Vec<_> = handled.iter().filter(|(_, c)| **c != 1).collect();
@@ -418,10 +443,7 @@ async fn graceful_shutdown_acknowledges_what_was_handled_in_place<B: TestTranspo
 
 /// Entries of `group` delivered and not acknowledged (Redis).
 async fn pending(t: &TestBus, group: &str) -> i64 {
-    let mut conn = event_bus_tests::connect(&t.url).await.expect("conn");
-    event_bus_tests::pending_count(&mut conn, &format!("{}:PROBE", t.prefix), group)
-        .await
-        .expect("XPENDING")
+    t.pending(&format!("{}:PROBE", t.prefix), group).await
 }
 
 /// `probe-a` runs one delivery at a time on its feeder's task; a retry waiting its backoff

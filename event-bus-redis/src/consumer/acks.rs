@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::connection::Conn;
 use event_bus_core::transport::SubscriberCounters;
-use redis::aio::ConnectionManager;
 use redis::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -114,7 +114,7 @@ impl Acks {
     }
 
     /// Sends everything buffered, retrying a few times; what still fails goes back.
-    async fn flush(&self, conn: &mut ConnectionManager, text: &mut Vec<u8>) {
+    async fn flush(&self, conn: &mut Conn, text: &mut Vec<u8>) {
         let acks = self.take();
         if acks.is_empty() {
             return;
@@ -141,7 +141,7 @@ impl Acks {
 /// `last_for`.
 pub(crate) async fn flush_loop(
     acks: Arc<Acks>,
-    mut conn: ConnectionManager,
+    mut conn: Conn,
     cancel: CancellationToken,
     last_for: Duration,
 ) {

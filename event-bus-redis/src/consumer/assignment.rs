@@ -17,7 +17,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use redis::{RedisResult, Script};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -84,7 +84,7 @@ pub(crate) struct Assigner {
     owner_keys: Vec<String>,
     members_key: String,
     consumer: String,
-    conn: ConnectionManager,
+    conn: Conn,
     lease: Duration,
     batch: usize,
 }

@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use redis::{RedisResult, Script};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -123,14 +123,14 @@ pub(crate) struct Renewal {
     pub(crate) stream: String,
     pub(crate) group: String,
     pub(crate) consumer: String,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: Conn,
     /// Renew entries held longer than this (a third of `claim_idle`), checking this often.
     pub(crate) every: Duration,
 }
 
 /// Renews the leases on `ids` if they are still `consumer`'s; returns those that are not.
 pub(crate) async fn renew(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     stream: &str,
     group: &str,
     consumer: &str,

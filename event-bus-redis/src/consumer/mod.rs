@@ -29,11 +29,11 @@ pub(crate) use shard::{shard_loop, Member};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::connection::Conn;
 use event_bus_core::transport::{
     Dispatcher, GiveUp, Message, Sink, SubscriberCounters, WorkerPool,
 };
 use event_bus_core::{Failure, ShutdownError, SubscriberHealth};
-use redis::aio::ConnectionManager;
 use redis::{cmd, RedisResult, Value};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -56,7 +56,7 @@ pub(crate) struct ConsumerShared {
     pub(crate) runs_key: String,
     pub(crate) group: String,
     pub(crate) consumer: String,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: Conn,
     pub(crate) counters: Arc<SubscriberCounters>,
     pub(crate) acks: Arc<Acks>,
     pub(crate) leases: Arc<Leases>,
@@ -385,7 +385,7 @@ impl std::fmt::Debug for Consumer {
 /// What every consumer of a bus shares: its connection for commands, its consumer name, its
 /// settings, the deployment's replay-request counter and its shutdown signal.
 pub(crate) struct Process<'a> {
-    pub(crate) conn: &'a ConnectionManager,
+    pub(crate) conn: &'a Conn,
     pub(crate) consumer: &'a str,
     pub(crate) config: &'a RedisConfig,
     pub(crate) replay_signal: &'a Arc<replays::ReplaySignal>,

@@ -39,8 +39,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::connection::Conn;
 use event_bus_core::transport::{Message, WorkerPool};
-use redis::aio::ConnectionManager;
 use redis::streams::StreamInfoConsumersReply;
 use redis::{cmd, RedisResult, Value};
 use tokio::time::Instant;
@@ -76,7 +76,7 @@ impl ReplaySignal {
 
     /// The counter: the value read less than `refresh` ago, or a fresh one. Consumers asking
     /// meanwhile wait for that one read.
-    async fn current(&self, conn: &mut ConnectionManager) -> RedisResult<u64> {
+    async fn current(&self, conn: &mut Conn) -> RedisResult<u64> {
         let mut last = self.last.lock().await;
         if let Some((value, at)) = *last {
             if at.elapsed() < self.refresh {

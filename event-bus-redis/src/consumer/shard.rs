@@ -23,9 +23,11 @@
 //! A member reading a partition that another consumer of its group owns (see
 //! [`assignment`](super::assignment)) is neither polled nor waited on until it owns it.
 //!
-//! On Redis Cluster a multi-key `XREAD` must stay within one hash slot: there a shard's wait
-//! covers the streams of one slot (streams that share a hash tag), which is how this carries
-//! over; see the README.
+//! On Redis Cluster a multi-key `XREAD` must stay within one hash slot. There the shards are
+//! made per master (see `RedisBus::start`), the streams of one slot kept together: a shard whose
+//! streams lie in one slot waits as above; one whose streams span slots checks them with one
+//! non-blocking `XREAD` per slot in a single pipelined round trip, [`MULTI_SLOT_POLL`] after
+//! activity, backing off to once per `BLOCK` while idle. Its commands go to the master of each key, following `MOVED`/`ASK`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,6 +62,8 @@ struct Shard {
     streams: Vec<Watched>,
     /// Whether each member may have work.
     due: Vec<bool>,
+    /// On a cluster, with streams in several slots: how many checks in a row found nothing.
+    quiet: u32,
     /// Whether each member may read (a partition is read by its owner only), as last seen.
     allowed: Vec<bool>,
 }
@@ -86,7 +90,14 @@ impl Shard {
             stream_of,
             streams,
             due,
+            quiet: 0,
             allowed,
+        }
+    }
+
+    fn set_error(&self, error: Option<String>) {
+        for m in &self.members {
+            m.shared.set_reader_error(error.clone());
         }
     }
 
@@ -109,12 +120,6 @@ impl Shard {
     fn end_reads(&self) {
         for member in &self.members {
             member.shared.end_read();
-        }
-    }
-
-    fn set_error(&self, error: Option<String>) {
-        for m in &self.members {
-            m.shared.set_reader_error(error.clone());
         }
     }
 
@@ -175,35 +180,28 @@ pub(crate) async fn shard_loop(
     }
 }
 
-/// Blocks until a stream of the shard gets an entry after the last one seen.
-async fn wait(shard: &mut Shard, conn: &mut BlockingConnection, block_ms: u64) -> RedisResult<()> {
-    // The streams some member may read (a partition owned by another consumer is not waited on).
-    let watched: Vec<&Watched> = shard
-        .streams
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| {
-            shard
-                .stream_of
-                .iter()
-                .zip(&shard.allowed)
-                .any(|(s, allowed)| s == i && *allowed)
-        })
-        .map(|(_, s)| s)
-        .collect();
+/// How soon a shared reader on a cluster whose streams lie in several slots checks them again
+/// after finding nothing (a blocking multi-stream `XREAD` must stay within one slot); the
+/// pause doubles while they stay quiet, up to one `BLOCK`.
+const MULTI_SLOT_POLL: Duration = Duration::from_millis(50);
+
+/// `XREAD COUNT 1 [BLOCK ms] STREAMS s1 .. sN id1 .. idN` for these streams of the shard, from
+/// the last entry seen on each.
+fn xread(shard: &Shard, streams: &[usize], block_ms: Option<u64>) -> redis::Cmd {
     let mut read = cmd("XREAD");
-    read.arg("COUNT")
-        .arg(1)
-        .arg("BLOCK")
-        .arg(block_ms)
-        .arg("STREAMS");
-    for s in &watched {
-        read.arg(&s.key);
+    read.arg("COUNT").arg(1);
+    if let Some(ms) = block_ms {
+        read.arg("BLOCK").arg(ms);
+    }
+    read.arg("STREAMS");
+    for &s in streams {
+        read.arg(&shard.streams[s].key);
     }
     let mut text = Vec::new();
-    for s in &watched {
-        match s.seen {
+    for &s in streams {
+        match shard.streams[s].seen {
             Some(id) => {
+                text.clear();
                 id.write_to(&mut text);
                 read.arg(text.as_slice());
             }
@@ -212,8 +210,64 @@ async fn wait(shard: &mut Shard, conn: &mut BlockingConnection, block_ms: u64) -
             }
         }
     }
-    let reply = conn.query(&read).await?;
-    shard.wake(reply);
+    read
+}
+
+/// Blocks until a stream of the shard gets an entry after the last one seen. On a cluster,
+/// when the shard's streams lie in several slots, checks them all in one pipelined round trip
+/// (one `XREAD` per slot, sent to its master) and, if none has news, pauses
+/// [`MULTI_SLOT_POLL`], doubled with each quiet check up to one `BLOCK`.
+async fn wait(shard: &mut Shard, conn: &mut BlockingConnection, block_ms: u64) -> RedisResult<()> {
+    // The streams some member may read (a partition owned by another consumer is not waited on).
+    let watched: Vec<usize> = (0..shard.streams.len())
+        .filter(|&i| {
+            shard
+                .stream_of
+                .iter()
+                .zip(&shard.allowed)
+                .any(|(&s, &allowed)| s == i && allowed)
+        })
+        .collect();
+    if !conn.is_cluster() {
+        let reply = conn.query(&xread(shard, &watched, Some(block_ms))).await?;
+        shard.wake(reply);
+        return Ok(());
+    }
+    let mut slots: Vec<(u16, Vec<usize>)> = Vec::new();
+    for &s in &watched {
+        let slot = crate::cluster::key_slot(shard.streams[s].key.as_bytes());
+        match slots.iter_mut().find(|(x, _)| *x == slot) {
+            Some((_, streams)) => streams.push(s),
+            None => slots.push((slot, vec![s])),
+        }
+    }
+    if let [(_, streams)] = slots.as_slice() {
+        let reply = conn.query(&xread(shard, streams, Some(block_ms))).await?;
+        shard.wake(reply);
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for (_, streams) in &slots {
+        pipe.add_command(xread(shard, streams, None));
+    }
+    let replies = conn.query_pipeline(&pipe).await?;
+    let mut woke = false;
+    for reply in replies {
+        let reply = reply?;
+        woke |= !matches!(reply, Value::Nil);
+        shard.wake(reply);
+    }
+    if woke {
+        shard.quiet = 0;
+    } else {
+        // Idle: the pause doubles with each quiet check, up to one `BLOCK`.
+        let pause = MULTI_SLOT_POLL
+            .saturating_mul(1 << shard.quiet.min(8))
+            .min(Duration::from_millis(block_ms));
+        shard.quiet = shard.quiet.saturating_add(1);
+        tokio::time::sleep(pause).await;
+    }
     Ok(())
 }
 

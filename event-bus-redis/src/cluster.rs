@@ -427,9 +427,17 @@ pub(crate) async fn connect(
         what: format!("{what} (nodes {shown}): {}", connection::describe(&e)),
         source: security::scrub(e, &secrets),
     };
-    let client = redis::cluster::ClusterClientBuilder::new(infos)
+    let builder = redis::cluster::ClusterClientBuilder::new(infos)
         .response_timeout(config.response_timeout)
-        .connection_timeout(config.response_timeout)
+        .connection_timeout(config.response_timeout);
+    // The builder's own CA and client certificate, for every node the client discovers (the
+    // seeds' clients carry them, but the cluster client opens its connections itself).
+    #[cfg(feature = "tls")]
+    let builder = match config.security.tls_certificates() {
+        Some(certificates) => builder.certs(certificates),
+        None => builder,
+    };
+    let client = builder
         .build()
         .map_err(|e| failed("a Redis Cluster client", e))?;
     let conn = client

@@ -702,6 +702,8 @@ fn access_hint(e: &redis::RedisError) -> Option<&'static str> {
         )
     } else if e.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
+        // The cluster client wraps the failure of its first connections in an I/O error.
+        || text.contains("AuthenticationFailed")
     {
         Some(
             "Redis refused the credentials: check the user name and password \

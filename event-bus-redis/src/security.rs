@@ -298,7 +298,27 @@ fn tls_client(
             ));
         }
     }
-    let certificates = redis::TlsCertificates {
+    Client::build_with_tls(info, certificates(tls)).map_err(|e| {
+        StartError::Config(format!(
+            "the TLS certificates for {shown}: {}",
+            scrub(e, secrets)
+        ))
+    })
+}
+
+impl Security {
+    /// The builder's TLS certificates, if it was given any (a cluster client needs them for
+    /// the nodes it discovers).
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_certificates(&self) -> Option<redis::TlsCertificates> {
+        self.tls.is_set().then(|| certificates(&self.tls))
+    }
+}
+
+/// The builder's certificates as redis-rs takes them.
+#[cfg(feature = "tls")]
+fn certificates(tls: &TlsSettings) -> redis::TlsCertificates {
+    redis::TlsCertificates {
         client_tls: tls
             .client
             .as_ref()
@@ -307,13 +327,7 @@ fn tls_client(
                 client_key: key.expose().clone(),
             }),
         root_cert: tls.roots.clone(),
-    };
-    Client::build_with_tls(info, certificates).map_err(|e| {
-        StartError::Config(format!(
-            "the TLS certificates for {shown}: {}",
-            scrub(e, secrets)
-        ))
-    })
+    }
 }
 
 /// Credentials and TLS.

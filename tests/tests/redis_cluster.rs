@@ -535,3 +535,101 @@ async fn a_wait_that_falls_short_is_a_typed_error_and_the_entry_stays() {
     t.cleanup().await;
     drop(cluster);
 }
+
+/// Runs `command` on node `port` (no credentials: the test's own `default` user).
+async fn on_node<T: redis::FromRedisValue>(port: u16, command: &redis::Cmd) -> T {
+    let mut conn = event_bus_tests::connect(&format!("redis://127.0.0.1:{port}"))
+        .await
+        .expect("node connection");
+    match command.query_async(&mut conn).await {
+        Ok(reply) => reply,
+        Err(e) => panic!("{command:?} on port {port}: {e}"),
+    }
+}
+
+/// The bus's credentials reach every connection it opens on a cluster: the cluster client's
+/// connections to each node it discovers (the seed list names one node only) and the readers'
+/// connections to each master. Every node has an ACL user for the bus; after a round trip, each
+/// master serves the bus's commands as that user and none as `default`. A wrong password fails
+/// `build`, naming the cause, and never shows the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_reach_every_connection_on_a_cluster() {
+    event_bus_tests::init_tracing();
+    let cluster = start_cluster().await;
+    let password = format!("pw-{}", Uuid::new_v4().simple());
+    let mut setuser = redis::cmd("ACL");
+    setuser
+        .arg("SETUSER")
+        .arg("bus-user")
+        .arg("on")
+        .arg(format!(">{password}"))
+        .arg("~*")
+        .arg("&*")
+        .arg("+@all");
+    for i in 0..6 {
+        let () = on_node(cluster.port(i), &setuser).await;
+    }
+    let t = TestBus {
+        cluster: Some(cluster.urls()),
+        ..TestBus::new(BusKind::Redis, "cluster-acl", &["probe-a", "probe-b"])
+    };
+    let seed = vec![cluster.urls()[0].clone()];
+    let builder = |password: &str| {
+        RedisBus::builder()
+            .cluster_nodes(seed.clone())
+            .credentials("bus-user", password)
+            .prefix(&t.prefix)
+            .only(t.only.clone())
+            .state(SharedRecorder(Arc::clone(&t.recorder)))
+            .block(Duration::from_millis(200))
+    };
+
+    let wrong = format!("wrong-{}", Uuid::new_v4().simple());
+    let e = builder(&wrong)
+        .build()
+        .await
+        .expect_err("a wrong password is refused");
+    let text = format!("{e} {e:?}");
+    assert!(
+        text.contains("refused the credentials"),
+        "the cause is named: {text}"
+    );
+    assert!(!text.contains(&wrong), "the password is not shown: {text}");
+
+    let bus = builder(&password).build().await.expect("bus");
+    let running = bus.start().await.expect("start");
+    let tenant = Uuid::new_v4();
+    for seq in 0..20 {
+        bus.publish(Probe::new(tenant, seq)).await.expect("publish");
+    }
+    for name in ["probe-a", "probe-b"] {
+        assert!(t.recorder.wait_handled(name, 20, WAIT).await, "{name}");
+    }
+    let bus_commands = ["xadd", "xreadgroup", "xread", "xack", "xautoclaim", "xinfo"];
+    for master in 0..3 {
+        let clients: String = on_node(cluster.port(master), redis::cmd("CLIENT").arg("LIST")).await;
+        let lines: Vec<&str> = clients.lines().collect();
+        assert!(
+            lines.iter().any(|l| l.contains(" user=bus-user ")),
+            "master {master} serves the bus as bus-user: {clients}"
+        );
+        for line in &lines {
+            let cmd = line
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("cmd="))
+                .unwrap_or_default();
+            let is_bus_command = bus_commands.iter().any(|c| cmd.starts_with(c));
+            assert!(
+                !(is_bus_command && line.contains(" user=default ")),
+                "master {master}: a bus command ran as the default user: {line}"
+            );
+        }
+    }
+    running.shutdown().await.expect("shutdown");
+    for name in ["probe-a", "probe-b"] {
+        let handled = t.recorder.handled(name);
+        assert_eq!(handled.len(), 20, "{name}");
+        assert!(handled.values().all(|&n| n == 1), "{name}: {handled:?}");
+    }
+    t.cleanup().await;
+}

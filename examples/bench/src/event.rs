@@ -76,15 +76,22 @@ pub struct WireIn {
 /// A fresh envelope JSON (new id, now, new payload), written by hand with serde: the floor's
 /// publish side.
 pub fn envelope_json() -> String {
+    envelope_json_and_tenant().0
+}
+
+/// [`envelope_json`] and the payload's tenant (the floor's partitioned publisher picks the
+/// tenant's partition, as the framework does).
+pub fn envelope_json_and_tenant() -> (String, Uuid) {
     let payload = payload();
     let timestamp = event_bus_core::format_timestamp(&Utc::now());
-    serde_json::to_string(&WireOut {
+    let json = serde_json::to_string(&WireOut {
         id: Uuid::new_v4(),
         event_type: EVENT_TYPE,
         timestamp: &timestamp,
         payload: &payload,
     })
-    .expect("the benchmark envelope always serialises")
+    .expect("the benchmark envelope always serialises");
+    (json, payload.tenant_id)
 }
 
 /// The stream of the benchmark event under `prefix`.

@@ -5,17 +5,23 @@
 //! - consume: `XREADGROUP GROUP g c COUNT 100 BLOCK 1000 STREAMS {stream} >` on a dedicated
 //!   connection, a serde decode of each entry's `event` field into the typed envelope, the
 //!   "handler" (recording id and latency), then one multi-id `XACK` per batch.
+//!
+//! On a Redis Cluster (W3c/W4c), the publisher sends the same `XADD`s through redis-rs's async
+//! cluster client (to the partition of each event's tenant, with partitions), and each reader
+//! runs [`consume`] on a dedicated connection to the master that owns its stream's slot
+//! ([`masters`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
 use redis::{cmd, AsyncConnectionConfig, Client, RedisResult, Value};
 
 use crate::collector::Collector;
 use crate::drive::{self, Pattern};
-use crate::event::{envelope_json, WireIn};
+use crate::event::{envelope_json, envelope_json_and_tenant, WireIn};
 
 /// `XREADGROUP ... BLOCK` of the floor's readers.
 pub const BLOCK: Duration = Duration::from_millis(1000);
@@ -99,7 +105,7 @@ pub async fn publish_batches(
 
 /// `XGROUP CREATE {key} {group} 0 MKSTREAM` (an existing group is fine).
 pub async fn create_group(
-    conn: &mut MultiplexedConnection,
+    conn: &mut impl ConnectionLike,
     key: &str,
     group: &str,
 ) -> RedisResult<()> {
@@ -232,7 +238,7 @@ pub fn for_each_entry(
 }
 
 /// Entries of `group` on `key` delivered but not acked (`XPENDING key group` → count).
-pub async fn pending(conn: &mut MultiplexedConnection, key: &str, group: &str) -> RedisResult<u64> {
+pub async fn pending(conn: &mut impl ConnectionLike, key: &str, group: &str) -> RedisResult<u64> {
     let reply: Value = cmd("XPENDING")
         .arg(key)
         .arg(group)
@@ -248,12 +254,12 @@ pub async fn pending(conn: &mut MultiplexedConnection, key: &str, group: &str) -
 }
 
 /// `XLEN key`.
-pub async fn xlen(conn: &mut MultiplexedConnection, key: &str) -> RedisResult<u64> {
+pub async fn xlen(conn: &mut impl ConnectionLike, key: &str) -> RedisResult<u64> {
     cmd("XLEN").arg(key).query_async(conn).await
 }
 
 /// Deletes the streams (their groups go with them), one key per command.
-pub async fn reset(conn: &mut MultiplexedConnection, keys: &[String]) -> RedisResult<()> {
+pub async fn reset(conn: &mut impl ConnectionLike, keys: &[String]) -> RedisResult<()> {
     for key in keys {
         cmd("DEL").arg(key).query_async::<Value>(conn).await?;
     }
@@ -261,7 +267,7 @@ pub async fn reset(conn: &mut MultiplexedConnection, keys: &[String]) -> RedisRe
 }
 
 /// The Redis server version from `INFO server`.
-pub async fn server_version(conn: &mut MultiplexedConnection) -> RedisResult<String> {
+pub async fn server_version(conn: &mut impl ConnectionLike) -> RedisResult<String> {
     let info: String = cmd("INFO").arg("server").query_async(conn).await?;
     Ok(info
         .lines()
@@ -269,4 +275,105 @@ pub async fn server_version(conn: &mut MultiplexedConnection) -> RedisResult<Str
         .unwrap_or("unknown")
         .trim()
         .to_owned())
+}
+
+/// An async connection to a Redis Cluster through redis-rs's cluster client (routes each command
+/// by its key's slot), with the same timeouts as [`connect`].
+pub async fn cluster_connect(nodes: &[String]) -> RedisResult<ClusterConnection> {
+    redis::cluster::ClusterClient::builder(nodes.to_vec())
+        .connection_timeout(Duration::from_secs(5))
+        .response_timeout(Duration::from_secs(10))
+        .build()?
+        .get_async_connection()
+        .await
+}
+
+/// Publishes `n` fresh events through the cluster client in `pattern`, each to `base` or, with
+/// `partitions` > 1, to its tenant's partition; returns the time it took.
+pub async fn cluster_publish(
+    conn: &ClusterConnection,
+    base: &str,
+    partitions: u16,
+    pattern: Pattern,
+    n: usize,
+    inflight: usize,
+    rate: f64,
+) -> RedisResult<Duration> {
+    // The partition keys, computed once (the tag search is not part of a publish).
+    let keys: Vec<String> = if partitions <= 1 {
+        vec![base.to_owned()]
+    } else {
+        (0..partitions)
+            .map(|i| {
+                event_bus_redis::admin::partition_stream(
+                    base,
+                    &event_bus_redis::admin::partition_tag(i, partitions),
+                )
+            })
+            .collect()
+    };
+    let keys = &keys;
+    drive::run(pattern, n, inflight, rate, || {
+        let mut conn = conn.clone();
+        let (json, tenant) = envelope_json_and_tenant();
+        let key = &keys[usize::from(event_bus_redis::admin::partition_of(
+            tenant,
+            partitions.max(1),
+        ))];
+        async move {
+            cmd("XADD")
+                .arg(key)
+                .arg("*")
+                .arg("event")
+                .arg(json)
+                .query_async::<Value>(&mut conn)
+                .await
+                .map(drop)
+        }
+    })
+    .await
+}
+
+/// The masters of a cluster: `(first slot, last slot, redis://host:port)` per slot range, from
+/// `CLUSTER SLOTS` (asked of any node).
+pub async fn masters(conn: &mut impl ConnectionLike) -> Result<Vec<(u16, u16, String)>, String> {
+    let reply: Value = cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(conn)
+        .await
+        .map_err(|e| format!("CLUSTER SLOTS: {e}"))?;
+    let Value::Array(ranges) = reply else {
+        return Err(format!("CLUSTER SLOTS: unexpected {reply:?}"));
+    };
+    let mut out = Vec::new();
+    for range in ranges {
+        let Value::Array(parts) = range else {
+            return Err("CLUSTER SLOTS: a range is not an array".into());
+        };
+        let (Some(Value::Int(lo)), Some(Value::Int(hi)), Some(Value::Array(master))) =
+            (parts.first(), parts.get(1), parts.get(2))
+        else {
+            return Err(format!("CLUSTER SLOTS: unexpected range {parts:?}"));
+        };
+        let host = match master.first() {
+            Some(Value::BulkString(h)) => String::from_utf8_lossy(h).into_owned(),
+            Some(Value::SimpleString(h)) => h.clone(),
+            other => return Err(format!("CLUSTER SLOTS: unexpected host {other:?}")),
+        };
+        let Some(Value::Int(port)) = master.get(1) else {
+            return Err(format!("CLUSTER SLOTS: unexpected node {master:?}"));
+        };
+        out.push((*lo as u16, *hi as u16, format!("redis://{host}:{port}")));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The URL of the master owning `key`'s slot in `masters` (see [`masters`]).
+pub fn master_of<'a>(masters: &'a [(u16, u16, String)], key: &str) -> Option<&'a str> {
+    let slot = event_bus_redis::admin::slot(key);
+    masters
+        .iter()
+        .find(|(lo, hi, _)| (*lo..=*hi).contains(&slot))
+        .map(|(_, _, url)| url.as_str())
 }

@@ -6,11 +6,19 @@
 //! cargo run --release -p bench -- --redis-url redis://127.0.0.1:6379
 //! cargo run --release -p bench -- --workload W3,W6 --runs 5
 //! cargo run --release -p bench -- -n 200 --runs 1        # smoke test (CI)
+//! # W3/W4 on one Redis and on a Redis Cluster (W3c, W3c+p, W4c, W4c+p):
+//! nodes=$(./scripts/cluster start)
+//! cargo run --release -p bench -- -w W3,W4,W3c,W4c --cluster-nodes "$nodes"
+//! ./scripts/cluster stop
 //! ```
+//!
+//! The cluster workloads run only against a cluster given with `--cluster-nodes` (the driver
+//! does not start one); without it they are skipped with a message.
 //!
 //! Exits 1 when any run failed its correctness check (events lost, duplicated, left pending or
 //! dead-lettered; a publish error), 2 when the driver cannot start.
 
+mod cluster;
 mod collector;
 mod drive;
 mod event;
@@ -39,7 +47,8 @@ struct Cli {
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
 
-    /// Workloads to run: W1..W7 or all; repeatable or comma-separated.
+    /// Workloads to run: W1..W7, W3c / W4c (on the cluster, with and without partitions),
+    /// W3c+p / W4c+p (partitioned only) or all; repeatable or comma-separated.
     #[arg(
         long = "workload",
         short = 'w',
@@ -91,6 +100,16 @@ struct Cli {
     #[arg(long, default_value_t = 30)]
     stall_seconds: u64,
 
+    /// Seed URLs of a Redis Cluster (comma-separated, as `./scripts/cluster start` prints them)
+    /// for the cluster workloads W3c/W4c; without it, they are skipped.
+    #[arg(long, value_delimiter = ',')]
+    cluster_nodes: Vec<String>,
+
+    /// Partitions of the benchmark event in W3c+p/W4c+p (12: 4 per master of a 3-master
+    /// cluster); 0 or 1 runs only the one-stream variants.
+    #[arg(long, default_value_t = 12)]
+    partitions: u16,
+
     /// Internal: run as a child process in this role.
     #[arg(long, hide = true)]
     role: Option<Role>,
@@ -137,6 +156,8 @@ async fn main() -> ExitCode {
             rate: cli.rate,
             group: cli.group,
             stall: Duration::from_secs(cli.stall_seconds),
+            cluster_nodes: cli.cluster_nodes,
+            partitions: cli.partitions,
         })
         .await;
         return ExitCode::from(code as u8);
@@ -146,15 +167,32 @@ async fn main() -> ExitCode {
     for w in &cli.workloads {
         if w.eq_ignore_ascii_case("all") {
             selected.extend(Workload::ALL);
-        } else if let Some(w) = Workload::parse(w) {
-            selected.push(w);
+            if !cli.cluster_nodes.is_empty() {
+                selected.extend(Workload::CLUSTER);
+            }
+        } else if let Some(ws) = Workload::parse(w) {
+            selected.extend(ws);
         } else {
-            eprintln!("bench: unknown workload {w:?} (expected W1..W7 or all)");
+            eprintln!(
+                "bench: unknown workload {w:?} (expected W1..W7, W3c, W4c, W3c+p, W4c+p or all)"
+            );
             return ExitCode::from(2);
         }
     }
     selected.sort();
     selected.dedup();
+    if cli.partitions <= 1 {
+        selected.retain(|w| !w.partitioned());
+    }
+    if cli.cluster_nodes.is_empty() && selected.iter().any(|w| w.on_cluster()) {
+        eprintln!(
+            "bench: skipping the cluster workloads (W3c, W4c): no --cluster-nodes given \
+             (start a cluster with ./scripts/cluster start)"
+        );
+        selected.retain(|w| !w.on_cluster());
+    }
+    let (on_cluster, selected): (Vec<Workload>, Vec<Workload>) =
+        selected.into_iter().partition(|w| w.on_cluster());
     if cli.runs == 0 {
         eprintln!("bench: --runs must be at least 1");
         return ExitCode::from(2);
@@ -172,6 +210,8 @@ async fn main() -> ExitCode {
         floor_publisher: cli.live_publisher == "floor",
         stall: Duration::from_secs(cli.stall_seconds),
         batch: cli.batch,
+        cluster_nodes: cli.cluster_nodes.clone(),
+        partitions: cli.partitions,
     };
 
     let mut admin = match floor::connect(&settings.url).await {
@@ -202,6 +242,28 @@ async fn main() -> ExitCode {
     for w in selected {
         rows.push(runner::run_workload(w, &settings, &mut admin).await);
     }
+    let mut cluster_rows = Vec::new();
+    let mut cluster_line = String::new();
+    if !on_cluster.is_empty() {
+        let mut cluster = match floor::cluster_connect(&settings.cluster_nodes).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                eprintln!("bench: cannot connect to the cluster: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        cluster_line = match cluster::describe(&mut cluster, &settings).await {
+            Ok(line) => line,
+            Err(e) => {
+                eprintln!("bench: cannot read the cluster's slot map: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        eprintln!("bench: {cluster_line}");
+        for w in on_cluster {
+            cluster_rows.push(runner::run_workload(w, &settings, &mut cluster).await);
+        }
+    }
 
     println!();
     println!(
@@ -224,7 +286,24 @@ async fn main() -> ExitCode {
     for line in runner::latency_details(&rows) {
         println!("{line}");
     }
-    let failures: Vec<String> = rows.iter().flat_map(runner::Row::failures).collect();
+    if !cluster_rows.is_empty() {
+        println!();
+        println!("{cluster_line}");
+        println!();
+        print!("{}", runner::cluster_table(&cluster_rows, &rows));
+        println!();
+        for line in runner::latency_details(&cluster_rows) {
+            println!("{line}");
+        }
+        for line in runner::shard_details(&cluster_rows) {
+            println!("{line}");
+        }
+    }
+    let failures: Vec<String> = rows
+        .iter()
+        .chain(&cluster_rows)
+        .flat_map(runner::Row::failures)
+        .collect();
     if failures.is_empty() {
         println!("all correctness checks passed");
         ExitCode::SUCCESS

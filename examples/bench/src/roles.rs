@@ -44,6 +44,24 @@ pub struct ChildSpec {
     pub rate: f64,
     pub group: String,
     pub stall: Duration,
+    /// W3c/W4c: the cluster's seed URLs (empty: the Redis at `url`).
+    pub cluster_nodes: Vec<String>,
+    /// W3c+p/W4c+p: the benchmark event's partitions on the cluster (0: one stream).
+    pub partitions: u16,
+}
+
+impl ChildSpec {
+    /// Where this child's bus runs.
+    pub fn target(&self) -> workloads::Target<'_> {
+        if self.cluster_nodes.is_empty() {
+            workloads::Target::Single(&self.url)
+        } else {
+            workloads::Target::Cluster {
+                nodes: &self.cluster_nodes,
+                partitions: self.partitions,
+            }
+        }
+    }
 }
 
 /// A publisher child's result.
@@ -102,6 +120,22 @@ pub async fn run_child(spec: ChildSpec) -> i32 {
 async fn publisher(spec: &ChildSpec) -> PublisherReport {
     let key = stream_key(&spec.prefix);
     let result = match spec.side {
+        Side::Floor if !spec.cluster_nodes.is_empty() => {
+            match floor::cluster_connect(&spec.cluster_nodes).await {
+                Ok(conn) => floor::cluster_publish(
+                    &conn,
+                    &key,
+                    spec.partitions,
+                    spec.pattern,
+                    spec.count,
+                    spec.inflight,
+                    spec.rate,
+                )
+                .await
+                .map_err(|e| format!("floor cluster publish: {e}")),
+                Err(e) => Err(format!("floor cluster connect: {e}")),
+            }
+        }
         Side::Floor => match floor::connect(&spec.url).await {
             Ok(conn) => floor::publish(
                 &conn,
@@ -115,7 +149,7 @@ async fn publisher(spec: &ChildSpec) -> PublisherReport {
             .map_err(|e| format!("floor publish: {e}")),
             Err(e) => Err(format!("floor connect: {e}")),
         },
-        Side::Ours => match workloads::publishing_bus(&spec.url, &spec.prefix).await {
+        Side::Ours => match workloads::publishing_bus(spec.target(), &spec.prefix).await {
             Ok(bus) => {
                 workloads::publish(&bus, spec.pattern, spec.count, spec.inflight, spec.rate).await
             }
@@ -146,7 +180,7 @@ async fn subscriber(spec: &ChildSpec) -> SubscriberReport {
         Side::Floor => floor_subscriber(spec, &collector, target).await.err(),
         Side::Ours => {
             let groups = [(spec.group.clone(), Arc::clone(&collector))];
-            match workloads::start_subscribers(&spec.url, &spec.prefix, &groups).await {
+            match workloads::start_subscribers(spec.target(), &spec.prefix, &groups).await {
                 Ok((_bus, running)) => {
                     let done = collector.wait_for(target, spec.stall).await;
                     let stopped = workloads::stop(running).await;
@@ -254,6 +288,16 @@ pub fn spawn(spec: &ChildSpec) -> Result<std::process::Child, String> {
         .args(["--rate", &spec.rate.to_string()])
         .args(["--group", &spec.group])
         .args(["--stall-seconds", &spec.stall.as_secs().to_string()])
+        .args(if spec.cluster_nodes.is_empty() {
+            Vec::new()
+        } else {
+            vec![
+                "--cluster-nodes".to_owned(),
+                spec.cluster_nodes.join(","),
+                "--partitions".to_owned(),
+                spec.partitions.to_string(),
+            ]
+        })
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use redis::aio::ConnectionLike;
 
 use crate::collector::{Collector, Summary};
 use crate::drive::Pattern;
@@ -25,6 +25,14 @@ pub enum Workload {
     W5,
     W6,
     W7,
+    /// W3 on a Redis Cluster, one stream.
+    W3c,
+    /// W3 on a Redis Cluster, the event spread over `--partitions` streams.
+    W3cP,
+    /// W4 on a Redis Cluster, one stream.
+    W4c,
+    /// W4 on a Redis Cluster, the event spread over `--partitions` streams.
+    W4cP,
 }
 
 impl Workload {
@@ -38,27 +46,59 @@ impl Workload {
         Self::W7,
     ];
 
-    /// Parses `W3`, `w3` or `3`.
-    pub fn parse(s: &str) -> Option<Self> {
+    /// The cluster workloads (run only with `--cluster-nodes`).
+    pub const CLUSTER: [Workload; 4] = [Self::W3c, Self::W3cP, Self::W4c, Self::W4cP];
+
+    /// Parses `W3`, `w3` or `3`; `W3c` / `W4c` are both cluster variants (one stream, and
+    /// partitioned), `W3c+p` / `W4c+p` the partitioned one only.
+    pub fn parse(s: &str) -> Option<Vec<Self>> {
         let s = s.trim();
-        let digit = s.strip_prefix(['W', 'w']).unwrap_or(s);
-        match digit {
-            "1" => Some(Self::W1),
-            "2" => Some(Self::W2),
-            "3" => Some(Self::W3),
-            "4" => Some(Self::W4),
-            "5" => Some(Self::W5),
-            "6" => Some(Self::W6),
-            "7" => Some(Self::W7),
-            _ => None,
+        let digit = s.strip_prefix(['W', 'w']).unwrap_or(s).to_ascii_lowercase();
+        Some(match digit.as_str() {
+            "1" => vec![Self::W1],
+            "2" => vec![Self::W2],
+            "3" => vec![Self::W3],
+            "4" => vec![Self::W4],
+            "5" => vec![Self::W5],
+            "6" => vec![Self::W6],
+            "7" => vec![Self::W7],
+            "3c" => vec![Self::W3c, Self::W3cP],
+            "4c" => vec![Self::W4c, Self::W4cP],
+            "3c+p" => vec![Self::W3cP],
+            "4c+p" => vec![Self::W4cP],
+            _ => return None,
+        })
+    }
+
+    /// Whether this workload runs on the cluster.
+    pub fn on_cluster(self) -> bool {
+        Self::CLUSTER.contains(&self)
+    }
+
+    /// Whether this workload spreads the event over partitions.
+    pub fn partitioned(self) -> bool {
+        matches!(self, Self::W3cP | Self::W4cP)
+    }
+
+    /// The single-node workload this one repeats on the cluster (itself when single-node).
+    pub fn single_node(self) -> Self {
+        match self {
+            Self::W3c | Self::W3cP => Self::W3,
+            Self::W4c | Self::W4cP => Self::W4,
+            w => w,
         }
+    }
+
+    /// Whether this workload runs several subscribers (groups).
+    fn many_subscribers(self) -> bool {
+        self.single_node() == Self::W4
     }
 
     fn default_n(self) -> usize {
         match self {
             Self::W1 => 20_000,
             Self::W2 => 50_000,
-            Self::W3 | Self::W4 => 20_000,
+            Self::W3 | Self::W4 | Self::W3c | Self::W3cP | Self::W4c | Self::W4cP => 20_000,
             Self::W5 | Self::W7 => 200_000,
             Self::W6 => 50_000,
         }
@@ -73,6 +113,10 @@ impl Workload {
             Self::W5 => "drain a backlog",
             Self::W6 => "steady rate, latency",
             Self::W7 => "batch publish",
+            Self::W3c => "W3 on the cluster, 1 stream",
+            Self::W3cP => "W3 on the cluster, partitioned",
+            Self::W4c => "W4 on the cluster, 1 stream",
+            Self::W4cP => "W4 on the cluster, partitioned",
         }
     }
 
@@ -81,19 +125,24 @@ impl Workload {
         match self {
             Self::W1 => Some(0.90),
             Self::W2 | Self::W3 | Self::W4 | Self::W5 => Some(0.80),
+            Self::W3c | Self::W3cP | Self::W4c | Self::W4cP => Some(0.80),
             Self::W7 => Some(0.90),
             Self::W6 => None,
         }
     }
 
     fn has_latency(self) -> bool {
-        matches!(self, Self::W3 | Self::W4 | Self::W6)
+        matches!(self, Self::W3 | Self::W4 | Self::W6) || self.on_cluster()
     }
 }
 
 impl fmt::Display for Workload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self:?}")
+        match self {
+            Self::W3cP => f.write_str("W3c+p"),
+            Self::W4cP => f.write_str("W4c+p"),
+            w => write!(f, "{w:?}"),
+        }
     }
 }
 
@@ -125,6 +174,10 @@ pub struct Settings {
     pub stall: Duration,
     /// W7: events per batch.
     pub batch: usize,
+    /// W3c/W4c: the cluster's seed URLs.
+    pub cluster_nodes: Vec<String>,
+    /// W3c+p/W4c+p: partitions of the benchmark event.
+    pub partitions: u16,
 }
 
 impl Settings {
@@ -134,6 +187,60 @@ impl Settings {
             (Workload::W6, Some(secs), _) => ((secs * self.w6_rate).round() as usize).max(1),
             (_, _, Some(n)) => n.max(1),
             _ => w.default_n(),
+        }
+    }
+
+    /// The partitions of the benchmark event in `w` (0: one stream).
+    pub fn partitions_of(&self, w: Workload) -> u16 {
+        if w.partitioned() {
+            self.partitions
+        } else {
+            0
+        }
+    }
+
+    /// The streams the benchmark event goes to in `w`: its stream, or its partitions.
+    pub fn streams(&self, w: Workload) -> Vec<String> {
+        let base = stream_key(&self.prefix);
+        match self.partitions_of(w) {
+            n if n > 1 => (0..n)
+                .map(|i| {
+                    event_bus_redis::admin::partition_stream(
+                        &base,
+                        &event_bus_redis::admin::partition_tag(i, n),
+                    )
+                })
+                .collect(),
+            _ => vec![base],
+        }
+    }
+
+    /// Every key a run of `w` may leave behind, deleted before and after each run: the
+    /// streams, their dead letters, and (ours, partitioned) the partition ownership leases
+    /// `{stream}:owner:{group}` of the bus's groups.
+    fn keys(&self, w: Workload) -> Vec<String> {
+        let mut keys = Vec::new();
+        for stream in self.streams(w) {
+            keys.push(event_bus_redis::admin::dead_letter_stream(&stream));
+            if w.on_cluster() {
+                for i in 0..self.w4_subscribers.max(1) {
+                    keys.push(format!("{stream}:owner:bench-sub-{i}"));
+                }
+            }
+            keys.push(stream);
+        }
+        keys
+    }
+
+    /// Where our side's bus runs in `w`.
+    fn target(&self, w: Workload) -> workloads::Target<'_> {
+        if w.on_cluster() {
+            workloads::Target::Cluster {
+                nodes: &self.cluster_nodes,
+                partitions: self.partitions_of(w),
+            }
+        } else {
+            workloads::Target::Single(&self.url)
         }
     }
 }
@@ -149,6 +256,9 @@ pub struct Measure {
     /// CPU time of the measured process (the publisher for W1/W2, the subscribers' process for
     /// W3–W6) per event it published or handled, µs.
     pub cpu_us_per_event: Option<f64>,
+    /// W3c/W4c: the entries of the benchmark event per master (`redis://host:port`), summed
+    /// over the streams whose slot the master owns.
+    pub shards: Option<Vec<(String, u64)>>,
     pub error: Option<String>,
 }
 
@@ -188,7 +298,7 @@ impl Row {
 pub async fn run_workload(
     w: Workload,
     settings: &Settings,
-    admin: &mut MultiplexedConnection,
+    admin: &mut impl ConnectionLike,
 ) -> Row {
     let n = settings.count(w);
     let mut row = Row {
@@ -255,11 +365,7 @@ pub async fn run_workload(
         }
         eprintln!("{line}");
     }
-    let keys = [
-        stream_key(&settings.prefix),
-        dead_letter_key(&settings.prefix),
-    ];
-    let _ = floor::reset(admin, &keys).await;
+    let _ = floor::reset(admin, &settings.keys(w)).await;
     row
 }
 
@@ -268,41 +374,33 @@ async fn run_once(
     side: Side,
     n: usize,
     settings: &Settings,
-    admin: &mut MultiplexedConnection,
+    admin: &mut impl ConnectionLike,
 ) -> Measure {
-    let keys = [
-        stream_key(&settings.prefix),
-        dead_letter_key(&settings.prefix),
-    ];
-    if let Err(e) = floor::reset(admin, &keys).await {
+    if let Err(e) = floor::reset(admin, &settings.keys(w)).await {
         return Measure::failed(format!("reset streams: {e}"));
     }
     let cpu_start = roles::cpu_time_s();
     let result = match w {
         Workload::W1 => publish_only(side, Pattern::Sequential, n, settings, admin).await,
         Workload::W2 => publish_only(side, Pattern::Concurrent, n, settings, admin).await,
-        Workload::W3 => live(side, 1, Pattern::Concurrent, n, settings, admin).await,
-        Workload::W4 => {
-            live(
-                side,
-                settings.w4_subscribers,
-                Pattern::Concurrent,
-                n,
-                settings,
-                admin,
-            )
-            .await
+        Workload::W3 | Workload::W3c | Workload::W3cP => {
+            live(w, side, 1, Pattern::Concurrent, n, settings, admin).await
+        }
+        Workload::W4 | Workload::W4c | Workload::W4cP => {
+            let k = settings.w4_subscribers;
+            live(w, side, k, Pattern::Concurrent, n, settings, admin).await
         }
         Workload::W5 => backlog(side, n, settings, admin).await,
-        Workload::W6 => live(side, 1, Pattern::Paced, n, settings, admin).await,
+        Workload::W6 => live(w, side, 1, Pattern::Paced, n, settings, admin).await,
         Workload::W7 => batches(side, n, settings, admin).await,
     };
     let cpu_end = roles::cpu_time_s();
     let mut m = result.unwrap_or_else(Measure::failed);
     if m.cpu_us_per_event.is_none() && w != Workload::W5 {
-        let events = match w {
-            Workload::W4 => n * settings.w4_subscribers,
-            _ => n,
+        let events = if w.many_subscribers() {
+            n * settings.w4_subscribers
+        } else {
+            n
         };
         m.cpu_us_per_event = cpu_end
             .zip(cpu_start)
@@ -317,7 +415,7 @@ async fn publish_only(
     pattern: Pattern,
     n: usize,
     settings: &Settings,
-    admin: &mut MultiplexedConnection,
+    admin: &mut impl ConnectionLike,
 ) -> Result<Measure, String> {
     let key = stream_key(&settings.prefix);
     let elapsed = match side {
@@ -330,7 +428,8 @@ async fn publish_only(
                 .map_err(|e| format!("floor publish: {e}"))?
         }
         Side::Ours => {
-            let bus = workloads::publishing_bus(&settings.url, &settings.prefix).await?;
+            let bus =
+                workloads::publishing_bus(settings.target(Workload::W1), &settings.prefix).await?;
             workloads::publish(&bus, pattern, n, settings.inflight, 0.0).await?
         }
     };
@@ -354,7 +453,7 @@ async fn batches(
     side: Side,
     n: usize,
     settings: &Settings,
-    admin: &mut MultiplexedConnection,
+    admin: &mut impl ConnectionLike,
 ) -> Result<Measure, String> {
     let key = stream_key(&settings.prefix);
     let batch = settings.batch.max(1);
@@ -368,7 +467,8 @@ async fn batches(
                 .map_err(|e| format!("floor batch publish: {e}"))?
         }
         Side::Ours => {
-            let bus = workloads::publishing_bus(&settings.url, &settings.prefix).await?;
+            let bus =
+                workloads::publishing_bus(settings.target(Workload::W1), &settings.prefix).await?;
             workloads::publish_batches(&bus, n, batch).await?
         }
     };
@@ -385,16 +485,33 @@ async fn batches(
     Ok(m)
 }
 
-/// W3 / W4 / W6: `k` subscribers (groups) running here while a child process publishes.
+/// W3 / W4 / W6 (and W3c / W4c on the cluster): `k` subscribers (groups) running here while a
+/// child process publishes. On the cluster, the floor runs one reader per group and stream
+/// (each partition), on a dedicated connection to the master owning the stream's slot.
 async fn live(
+    w: Workload,
     side: Side,
     k: usize,
     pattern: Pattern,
     n: usize,
     settings: &Settings,
-    admin: &mut MultiplexedConnection,
+    admin: &mut impl ConnectionLike,
 ) -> Result<Measure, String> {
-    let key = stream_key(&settings.prefix);
+    let streams = settings.streams(w);
+    let masters = if w.on_cluster() {
+        floor::masters(admin).await?
+    } else {
+        Vec::new()
+    };
+    let reader_url = |stream: &str| -> Result<String, String> {
+        if w.on_cluster() {
+            floor::master_of(&masters, stream)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("no master owns the slot of {stream}"))
+        } else {
+            Ok(settings.url.clone())
+        }
+    };
     let groups: Vec<(String, Arc<Collector>)> = (0..k)
         .map(|i| {
             let name = match side {
@@ -413,19 +530,22 @@ async fn live(
     match side {
         Side::Floor => {
             for (group, collector) in &groups {
-                floor::create_group(admin, &key, group)
-                    .await
-                    .map_err(|e| format!("XGROUP CREATE: {e}"))?;
-                let (url, key, group) = (settings.url.clone(), key.clone(), group.clone());
-                let (collector, stop) = (Arc::clone(collector), Arc::clone(&stop));
-                floor_tasks.push(tokio::spawn(async move {
-                    floor::consume(&url, &key, &group, "c1", &collector, target, stop).await
-                }));
+                for key in &streams {
+                    floor::create_group(admin, key, group)
+                        .await
+                        .map_err(|e| format!("XGROUP CREATE: {e}"))?;
+                    let (url, key, group) = (reader_url(key)?, key.clone(), group.clone());
+                    let (collector, stop) = (Arc::clone(collector), Arc::clone(&stop));
+                    floor_tasks.push(tokio::spawn(async move {
+                        floor::consume(&url, &key, &group, "c1", &collector, target, stop).await
+                    }));
+                }
             }
         }
         Side::Ours => {
-            running =
-                Some(workloads::start_subscribers(&settings.url, &settings.prefix, &groups).await?);
+            running = Some(
+                workloads::start_subscribers(settings.target(w), &settings.prefix, &groups).await?,
+            );
         }
     }
 
@@ -445,6 +565,12 @@ async fn live(
         rate: settings.w6_rate,
         group: String::new(),
         stall: settings.stall,
+        cluster_nodes: if w.on_cluster() {
+            settings.cluster_nodes.clone()
+        } else {
+            Vec::new()
+        },
+        partitions: settings.partitions_of(w),
     };
     let mut errors = Vec::new();
     let mut publish_rate = None;
@@ -497,13 +623,59 @@ async fn live(
         if let Err(e) = s.check(target, group) {
             errors.push(e);
         }
-        match floor::pending(admin, &key, group).await {
-            Ok(0) => {}
-            Ok(p) => errors.push(format!("{group}: {p} entries still pending after shutdown")),
-            Err(e) => errors.push(format!("{group}: XPENDING: {e}")),
+        for key in &streams {
+            match floor::pending(admin, key, group).await {
+                Ok(0) => {}
+                Ok(p) if streams.len() == 1 => {
+                    errors.push(format!("{group}: {p} entries still pending after shutdown"))
+                }
+                Ok(p) => errors.push(format!(
+                    "{group}: {p} entries of {key} still pending after shutdown"
+                )),
+                Err(e) => errors.push(format!("{group}: XPENDING: {e}")),
+            }
         }
     }
-    check_dead_letters(admin, settings, &mut errors).await;
+    if w.on_cluster() {
+        for key in &streams {
+            match floor::xlen(admin, &event_bus_redis::admin::dead_letter_stream(key)).await {
+                Ok(0) => {}
+                Ok(d) => errors.push(format!("{d} entries of {key} dead-lettered")),
+                Err(e) => errors.push(format!("XLEN dead-letter of {key}: {e}")),
+            }
+        }
+    } else {
+        check_dead_letters(admin, settings, &mut errors).await;
+    }
+
+    // The split over the shards: the entries of each stream, summed per master.
+    let shards = if w.on_cluster() {
+        let mut per_master: Vec<(String, u64)> = Vec::new();
+        for (_, _, url) in &masters {
+            if !per_master.iter().any(|(u, _)| u == url) {
+                per_master.push((url.clone(), 0));
+            }
+        }
+        let mut total = 0;
+        for key in &streams {
+            let len = floor::xlen(admin, key)
+                .await
+                .map_err(|e| format!("XLEN {key}: {e}"))?;
+            total += len;
+            let url = reader_url(key)?;
+            if let Some((_, count)) = per_master.iter_mut().find(|(u, _)| *u == url) {
+                *count += len;
+            }
+        }
+        if total != target {
+            errors.push(format!(
+                "the streams hold {total} entries after publishing {target}"
+            ));
+        }
+        Some(per_master)
+    } else {
+        None
+    };
 
     let mut samples: Vec<f64> = groups.iter().flat_map(|(_, c)| c.latencies()).collect();
     Ok(Measure {
@@ -512,6 +684,7 @@ async fn live(
         latency: Percentiles::of(&mut samples),
         rss_kib: None,
         cpu_us_per_event: None,
+        shards,
         error: (!errors.is_empty()).then(|| errors.join("; ")),
     })
 }
@@ -521,7 +694,7 @@ async fn backlog(
     side: Side,
     n: usize,
     settings: &Settings,
-    admin: &mut MultiplexedConnection,
+    admin: &mut impl ConnectionLike,
 ) -> Result<Measure, String> {
     let key = stream_key(&settings.prefix);
     let conn = floor::connect(&settings.url)
@@ -551,6 +724,8 @@ async fn backlog(
         rate: 0.0,
         group: group.to_owned(),
         stall: settings.stall,
+        cluster_nodes: Vec::new(),
+        partitions: 0,
     };
     let report: SubscriberReport = roles::wait(roles::spawn(&spec)?).await?;
     let mut errors = Vec::new();
@@ -576,12 +751,13 @@ async fn backlog(
         publish_rate: None,
         rss_kib: report.vm_hwm_kib,
         cpu_us_per_event: report.cpu_s.map(|s| s * 1e6 / n as f64),
+        shards: None,
         error: (!errors.is_empty()).then(|| errors.join("; ")),
     })
 }
 
 async fn check_dead_letters(
-    admin: &mut MultiplexedConnection,
+    admin: &mut impl ConnectionLike,
     settings: &Settings,
     errors: &mut Vec<String>,
 ) {
@@ -691,6 +867,131 @@ pub fn latency_details(rows: &[Row]) -> Vec<String> {
                 ms_cell(s(|l| l.p99)),
                 ms_cell(s(|l| l.max)),
             ));
+        }
+    }
+    out
+}
+
+/// The largest deviation from an even split of `shards` (as a fraction: 0.05 is ±5 %).
+fn shard_deviation(shards: &[(String, u64)]) -> Option<f64> {
+    let total: u64 = shards.iter().map(|(_, c)| c).sum();
+    if shards.is_empty() || total == 0 {
+        return None;
+    }
+    let even = total as f64 / shards.len() as f64;
+    shards
+        .iter()
+        .map(|(_, c)| (*c as f64 - even).abs() / even)
+        .max_by(f64::total_cmp)
+}
+
+/// The shares of the masters in a run (`34.1 / 32.9 / 33.0 %`), ordered by slot range.
+fn shares(shards: &[(String, u64)]) -> String {
+    let total: u64 = shards.iter().map(|(_, c)| c).sum::<u64>().max(1);
+    let cells: Vec<String> = shards
+        .iter()
+        .map(|(_, c)| format!("{:.1}", *c as f64 * 100.0 / total as f64))
+        .collect();
+    format!("{} %", cells.join(" / "))
+}
+
+/// The cluster table: one row per cluster workload, our figures as ratios of the cluster floor
+/// and of the same workload on the single node (`single`, when it ran), CPU per event against
+/// the single node's, and the split of events over the masters.
+pub fn cluster_table(rows: &[Row], single: &[Row]) -> String {
+    let mut t = Table::new([
+        "workload",
+        "N",
+        "event-bus, median (min–max)",
+        "cluster floor, median (min–max)",
+        "ratio to floor",
+        "ratio to single node",
+        "event-bus latency p50 / p99 / max ms",
+        "floor latency p50 / p99 / max ms",
+        "CPU µs/event event-bus / floor",
+        "CPU vs single node (≤ 1.10)",
+        "events per master (worst deviation from even)",
+        "check",
+    ]);
+    for row in rows {
+        let w = row.workload;
+        let ours = spread(&row.ours, |m| Some(m.rate));
+        let floor = spread(&row.floor, |m| Some(m.rate));
+        let ratio = |a: Option<Spread>, b: Option<Spread>| match (a, b) {
+            (Some(a), Some(b)) if b.median > 0.0 => format!("{:.2}", a.median / b.median),
+            _ => "-".into(),
+        };
+        let same = single.iter().find(|r| r.workload == w.single_node());
+        let single_rate = same.and_then(|r| spread(&r.ours, |m| Some(m.rate)));
+        let cpu = |runs: &[Measure]| spread(runs, |m| m.cpu_us_per_event).map(|s| s.median);
+        let (cpu_ours, cpu_floor) = (cpu(&row.ours), cpu(&row.floor));
+        let cpu_cell = match (cpu_ours, cpu_floor) {
+            (Some(o), Some(f)) => format!("{o:.1} / {f:.1}"),
+            _ => "-".into(),
+        };
+        let cpu_single = match (cpu_ours, same.and_then(|r| cpu(&r.ours))) {
+            (Some(c), Some(s)) if s > 0.0 => format!("{:.2} ({c:.1} vs {s:.1})", c / s),
+            _ => "-".into(),
+        };
+        let split = {
+            let runs: Vec<&Vec<(String, u64)>> =
+                row.ours.iter().filter_map(|m| m.shards.as_ref()).collect();
+            let worst = runs
+                .iter()
+                .filter_map(|s| shard_deviation(s))
+                .max_by(f64::total_cmp);
+            match (runs.first(), worst) {
+                (Some(first), Some(dev)) if w.partitioned() => {
+                    format!("{} (±{:.1} %)", shares(first), dev * 100.0)
+                }
+                (Some(first), Some(_)) => format!("{} (one stream)", shares(first)),
+                _ => "-".into(),
+            }
+        };
+        let failures = row.failures().len();
+        let check = if failures == 0 {
+            "ok".to_owned()
+        } else {
+            format!("FAILED ({failures})")
+        };
+        t.row(vec![
+            format!("{w} {}", w.what()),
+            crate::report::thousands(row.n as f64),
+            rate_cell(ours),
+            rate_cell(floor),
+            ratio(ours, floor),
+            ratio(ours, single_rate),
+            latency_cell(&row.ours),
+            latency_cell(&row.floor),
+            cpu_cell,
+            cpu_single,
+            split,
+            check,
+        ]);
+    }
+    t.render()
+}
+
+/// The masters of the cluster and each one's entries per run (ours, then the floor), for the
+/// lines under the cluster table.
+pub fn shard_details(rows: &[Row]) -> Vec<String> {
+    let mut out = Vec::new();
+    for row in rows {
+        for (side, runs) in [(Side::Ours, &row.ours), (Side::Floor, &row.floor)] {
+            for (i, m) in runs.iter().enumerate() {
+                if let Some(shards) = &m.shards {
+                    let cells: Vec<String> = shards
+                        .iter()
+                        .map(|(url, c)| format!("{} {c}", event_bus_redis::redact_url(url)))
+                        .collect();
+                    out.push(format!(
+                        "{} {side} run {}: entries per master: {}",
+                        row.workload,
+                        i + 1,
+                        cells.join(", ")
+                    ));
+                }
+            }
         }
     }
     out

@@ -7,19 +7,37 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_bus_core::{Bus, Context, Envelope, HandlerError, RunningBus, StartFrom, Subscriber};
-use event_bus_redis::{RedisBus, RunningRedisBus};
+use event_bus_redis::{RedisBus, RedisBusBuilder, RunningRedisBus};
 
 use crate::collector::Collector;
 use crate::drive::{self, Pattern};
-use crate::event::{payload, TicketUpdated};
+use crate::event::{payload, TicketUpdated, EVENT_TYPE};
+
+/// Where a bus runs: on the Redis at a URL, or on a Redis Cluster (W3c/W4c) with the benchmark
+/// event spread over `partitions` streams (0 or 1: one stream).
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    Single(&'a str),
+    Cluster {
+        nodes: &'a [String],
+        partitions: u16,
+    },
+}
+
+fn builder(target: Target<'_>, prefix: &str) -> RedisBusBuilder {
+    let builder = match target {
+        Target::Single(url) => RedisBus::builder().url(url),
+        Target::Cluster { nodes, partitions } => RedisBus::builder()
+            .cluster_nodes(nodes.iter().cloned())
+            .partitions(EVENT_TYPE, partitions),
+    };
+    builder.prefix(prefix).discover(false)
+}
 
 /// A bus that only publishes (it is never started; were it started, it would run no
 /// subscriber, which a publish-only process says with `allow_no_subscribers`).
-pub async fn publishing_bus(url: &str, prefix: &str) -> Result<RedisBus, String> {
-    RedisBus::builder()
-        .url(url)
-        .prefix(prefix)
-        .discover(false)
+pub async fn publishing_bus(target: Target<'_>, prefix: &str) -> Result<RedisBus, String> {
+    builder(target, prefix)
         .allow_no_subscribers(true)
         .build()
         .await
@@ -74,16 +92,12 @@ fn subscriber(name: &str, collector: Arc<Collector>) -> Subscriber {
 
 /// Builds a bus running one subscriber per `(group name, collector)` and starts it.
 pub async fn start_subscribers(
-    url: &str,
+    target: Target<'_>,
     prefix: &str,
     groups: &[(String, Arc<Collector>)],
 ) -> Result<(RedisBus, RunningRedisBus), String> {
     // Without discovery, the event type is registered explicitly too.
-    let mut builder = RedisBus::builder()
-        .url(url)
-        .prefix(prefix)
-        .discover(false)
-        .register_event::<TicketUpdated>();
+    let mut builder = builder(target, prefix).register_event::<TicketUpdated>();
     for (name, collector) in groups {
         builder = builder.subscribe(subscriber(name, Arc::clone(collector)));
     }

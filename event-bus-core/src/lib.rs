@@ -105,9 +105,7 @@ pub mod __private {
     pub use ::uuid::Uuid;
 
     pub use crate::context::{handler_result, missing_state, Context, State, StateKey};
-    pub use crate::dispatch::{
-        decode, handler_future, prepare, prepare_fn, Failure, HandlerFuture, Prepared,
-    };
+    pub use crate::dispatch::{decode, handler_future, prepare, Failure, HandlerFuture, Prepared};
     pub use crate::envelope::Envelope;
     pub use crate::error::HandlerError;
     pub use crate::event::{is_valid_event_type, Event};

@@ -363,8 +363,17 @@ fn generate(model: &Model<'_>) -> TokenStream {
             }
         }
     };
+    // A function item, not a closure: a closure coerced to a function pointer adds a
+    // `FnOnce::call_once` shim per subscriber. Its path to the event type's `prepare` is
+    // spanned like the check's, so that a `T` without `#[derive(Event)]` gives the same error
+    // twice, which rustc reports once.
     let prepare = quote_spanned! {fn_ident.span()=>
-        |bytes: &[u8]| #private::prepare_fn::<#event>(bytes, __event_bus_run)
+        fn __event_bus_prepare(
+            bytes: &[u8],
+        ) -> ::core::result::Result<#private::Prepared, #private::Failure> {
+            #as_event::__prepare(bytes, __event_bus_run)
+        }
+        __event_bus_prepare
     };
     let state_keys = model
         .state

@@ -100,6 +100,7 @@ pub mod prelude {
 /// What generated code names. Not public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
+    pub use ::core::option::Option::{self, None, Some};
     pub use ::inventory;
     pub use ::std::borrow::Cow;
     pub use ::uuid::Uuid;

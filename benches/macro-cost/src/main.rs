@@ -88,7 +88,11 @@ fn main() {
             let (mut wall, mut cpu) = (Vec::new(), Vec::new());
             for _ in 0..options.runs {
                 // Each crate's dependencies up to date, so that only it is rebuilt.
-                let dependency = if matches!(*krate, "handlers") { "events" } else { "baseline" };
+                let dependency = if matches!(*krate, "handlers") {
+                    "events"
+                } else {
+                    "baseline"
+                };
                 cargo(&app, &target, &["build", "-p", dependency], release);
                 cargo(&app, &target, &["clean", "-p", krate], release);
                 let cpu_before = children_cpu_seconds();

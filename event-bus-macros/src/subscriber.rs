@@ -312,9 +312,9 @@ fn generate(model: &Model<'_>) -> TokenStream {
     }
 
     // One function per subscriber, `run`: it fetches each `State<S>` (if any), calls the
-    // handler and boxes its future. The thunk registered is a closure calling the one core
-    // function generic over the event type only (`prepare_fn`), shared by the subscribers of
-    // one type. The call to `handler_future` is spanned on the function's name: a return type
+    // handler and boxes its future. The thunk registered is a function calling the one core
+    // function generic over the event type only (`Event::__prepare`, hidden), shared by the
+    // subscribers of one type. The call to `handler_future` is spanned on the function's name: a return type
     // that is not `Result<(), impl Into<HandlerError>>`, or a future that is not `Send`, is
     // reported there.
     let event_ident = Ident::new("__event_bus_event", Span::call_site());

@@ -123,7 +123,7 @@ impl fmt::Display for Failure {
     }
 }
 
-type Call = Box<dyn FnOnce(Context) -> HandlerFuture + Send>;
+pub(crate) type Call = Box<dyn FnOnce(Context) -> HandlerFuture + Send>;
 
 /// A handler's future, boxed, its error converted to a [`HandlerError`]: what a bound handler
 /// returns. Not generic, so that each handler adds only its own future (its poll function and
@@ -197,6 +197,11 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// A delivery with its meta data and trace, and the call that runs its handler.
+    pub(crate) fn new(meta: EventMeta, trace: Option<TraceContext>, call: Call) -> Self {
+        Self { meta, trace, call }
+    }
+
     /// The envelope's id, tenant and timestamp.
     pub fn meta(&self) -> &EventMeta {
         &self.meta
@@ -221,24 +226,45 @@ impl fmt::Debug for Prepared {
 /// The envelope around the payload is read by code compiled once, here (`RawEnvelope`); only
 /// the payload is decoded as `E`, so that each event type adds its own `Deserialize` and
 /// nothing more. Errors in the payload are reported at their place in the whole envelope.
+#[allow(clippy::question_mark)] // `match`, not `?`: no `Try` instantiations per event type
 pub fn decode<E: Event>(bytes: &[u8]) -> Result<Envelope<E>, Failure> {
-    let raw = RawEnvelope::parse(bytes, E::EVENT_TYPE)?;
-    let payload: E = serde_json::from_str(raw.payload.get())
-        .map_err(|e| raw.payload_error(bytes, E::EVENT_TYPE, &e))?;
-    raw.check_type(E::EVENT_TYPE)?;
-    payload.validate().map_err(|errors| raw.invalid(errors))?;
-    let trace = TraceKeys {
-        traceparent: raw.traceparent,
-        tracestate: raw.tracestate,
-    }
-    .resolve(&raw.id);
+    // Only the payload's `Deserialize` and `validate` are generic; everything around them is
+    // compiled once, here, so that each event type adds as little as possible.
+    let raw = match RawEnvelope::parse(bytes, E::EVENT_TYPE) {
+        Ok(raw) => raw,
+        Err(failure) => return Err(failure),
+    };
+    let mut payload_json = payload_deserializer(raw.payload);
+    let payload = match <E as serde::Deserialize>::deserialize(&mut payload_json) {
+        Ok(payload) => payload,
+        Err(error) => return Err(raw.payload_error(bytes, E::EVENT_TYPE, &error)),
+    };
+    let head = match raw.head(bytes, E::EVENT_TYPE, payload_json, payload.validate()) {
+        Ok(head) => head,
+        Err(failure) => return Err(failure),
+    };
     Ok(Envelope {
-        id: raw.id,
-        event_type: raw.event_type,
-        timestamp: raw.timestamp,
+        id: head.id,
+        event_type: head.event_type,
+        timestamp: head.timestamp,
         payload,
-        trace,
+        trace: head.trace,
     })
+}
+
+/// A JSON deserializer of the payload (what `serde_json::from_str` builds, compiled once).
+fn payload_deserializer(payload: &serde_json::value::RawValue) -> PayloadDeserializer<'_> {
+    serde_json::Deserializer::from_str(payload.get())
+}
+
+type PayloadDeserializer<'a> = serde_json::Deserializer<serde_json::de::StrRead<'a>>;
+
+/// An envelope's fields other than the payload, checked.
+struct Head {
+    id: uuid::Uuid,
+    event_type: String,
+    timestamp: chrono::DateTime<chrono::Utc>,
+    trace: Option<TraceContext>,
 }
 
 /// An envelope whose payload is still JSON: `Envelope`'s fields and names.
@@ -286,6 +312,34 @@ impl<'a> RawEnvelope<'a> {
         )
     }
 
+    /// After the payload is read as an `E`: the rest of the payload must be empty (as
+    /// `serde_json::from_str` checks), the `eventType` must be `event_type`, and the payload
+    /// must be valid (`validated`, the outcome of `E::validate`); then the fields around it.
+    fn head(
+        self,
+        bytes: &[u8],
+        event_type: &str,
+        mut payload: PayloadDeserializer<'_>,
+        validated: Result<(), crate::ValidationErrors>,
+    ) -> Result<Head, Failure> {
+        if let Err(error) = payload.end() {
+            return Err(self.payload_error(bytes, event_type, &error));
+        }
+        self.check_type(event_type)?;
+        validated.map_err(|errors| self.invalid(errors))?;
+        let trace = TraceKeys {
+            traceparent: self.traceparent,
+            tracestate: self.tracestate,
+        }
+        .resolve(&self.id);
+        Ok(Head {
+            id: self.id,
+            event_type: self.event_type,
+            timestamp: self.timestamp,
+            trace,
+        })
+    }
+
     fn check_type(&self, event_type: &str) -> Result<(), Failure> {
         if self.event_type == event_type {
             return Ok(());
@@ -315,10 +369,13 @@ fn not_an_envelope(event_type: &str, error: &dyn fmt::Display) -> Failure {
 }
 
 pub(crate) fn decode_meta<E: Event>(bytes: &[u8]) -> Result<EventMeta, Failure> {
-    E::__decode_envelope(bytes).map(|e| meta_of(&e))
+    match E::__decode_envelope(bytes) {
+        Ok(envelope) => Ok(meta_of(&envelope)),
+        Err(failure) => Err(failure),
+    }
 }
 
-fn meta_of<E: Event>(envelope: &Envelope<E>) -> EventMeta {
+pub(crate) fn meta_of<E: Event>(envelope: &Envelope<E>) -> EventMeta {
     EventMeta {
         id: envelope.id,
         tenant_id: envelope.payload.tenant_id(),
@@ -343,28 +400,6 @@ where
         meta,
         trace: envelope.trace.clone(),
         call: Box::new(move |ctx| handler_future(handler(envelope, ctx))),
-    })
-}
-
-/// Decodes `bytes` as an envelope of `E` and binds `run` to it: what `#[subscriber]`'s
-/// generated thunk calls, with its own function `run` (which calls the handler and boxes its
-/// future with [`handler_future`]). Generic over the event type only, so that the subscribers
-/// of one event type share it.
-#[doc(hidden)]
-#[allow(clippy::question_mark)] // a `match`, not `?`: no `Try` instantiations per event type
-pub fn prepare_fn<E: Event>(
-    bytes: &[u8],
-    run: fn(Envelope<E>, Context) -> HandlerFuture,
-) -> Result<Prepared, Failure> {
-    let envelope = match E::__decode_envelope(bytes) {
-        Ok(envelope) => envelope,
-        Err(failure) => return Err(failure),
-    };
-    let meta = meta_of(&envelope);
-    Ok(Prepared {
-        meta,
-        trace: envelope.trace.clone(),
-        call: Box::new(move |ctx| run(envelope, ctx)),
     })
 }
 

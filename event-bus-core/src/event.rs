@@ -111,6 +111,26 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn __decode_envelope(bytes: &[u8]) -> Result<Envelope<Self>, Failure> {
         crate::dispatch::decode::<Self>(bytes)
     }
+
+    /// Decodes `bytes` as an envelope of this type and binds a subscriber's `run` to it. Not
+    /// public API: what `#[subscriber]`'s generated thunk calls with its own `run` (which calls
+    /// the handler and boxes its future). Generic over the event type only, so that it is
+    /// compiled once per event type in the crate of its subscribers, and shared by them.
+    #[doc(hidden)]
+    #[allow(clippy::question_mark)] // a `match`, not `?`: no `Try` instantiations per type
+    fn __prepare(
+        bytes: &[u8],
+        run: fn(Envelope<Self>, crate::Context) -> crate::dispatch::HandlerFuture,
+    ) -> Result<crate::dispatch::Prepared, Failure> {
+        match Self::__decode_envelope(bytes) {
+            Ok(envelope) => Ok(crate::dispatch::Prepared::new(
+                crate::dispatch::meta_of(&envelope),
+                envelope.trace.clone(),
+                Box::new(move |ctx| run(envelope, ctx)),
+            )),
+            Err(failure) => Err(failure),
+        }
+    }
 }
 
 /// The channel of a subscriber that names none, and of an event type that declares none:

@@ -100,14 +100,13 @@ pub mod prelude {
 /// What generated code names. Not public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
+    pub use ::core::option::Option::{self, None, Some};
     pub use ::inventory;
     pub use ::std::borrow::Cow;
     pub use ::uuid::Uuid;
 
     pub use crate::context::{handler_result, missing_state, Context, State, StateKey};
-    pub use crate::dispatch::{
-        decode, handler_future, prepare, prepare_fn, Failure, HandlerFuture, Prepared,
-    };
+    pub use crate::dispatch::{decode, handler_future, prepare, Failure, HandlerFuture, Prepared};
     pub use crate::envelope::Envelope;
     pub use crate::error::HandlerError;
     pub use crate::event::{is_valid_event_type, Event};

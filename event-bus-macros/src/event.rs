@@ -335,8 +335,11 @@ fn generate(model: &Model<'_>) -> TokenStream {
     );
 
     let type_name = unraw(ident);
+    let schema_private = schema::private();
     quote! {
         const _: () = {
+            use ::event_bus_core::__private as #schema_private;
+
             #[inline]
             fn #tenant_fn(event: &#ident) #tenant_bound {
                 #tenant_access

@@ -21,6 +21,14 @@ pub(crate) struct SchemaField<'a> {
     pub(crate) tenant: Option<bool>,
 }
 
+/// The path of `::event_bus_core::__private` in the schema: the alias that `#[derive(Event)]`
+/// declares once in its block (`use ::event_bus_core::__private as __event_bus_private;`), so
+/// that each of the many paths in the description is one segment long (a fifth of the tokens
+/// to expand, resolve and check).
+pub(crate) fn private() -> TokenStream {
+    quote!(__event_bus_private)
+}
+
 /// The payload's `&'static PayloadSchema`.
 pub(crate) fn payload(
     struct_attrs: &[Attribute],
@@ -28,7 +36,7 @@ pub(crate) fn payload(
     none_as_null: bool,
     fields: &[SchemaField<'_>],
 ) -> TokenStream {
-    let p = quote!(::event_bus_core::__private);
+    let p = private();
     let struct_doc = doc(struct_attrs);
     let container = serde_flags(struct_attrs);
     let deny_unknown_fields = container.deny_unknown_fields;
@@ -51,9 +59,9 @@ pub(crate) fn payload(
         let doc = doc(field.attrs);
         let ty = type_schema(field.ty);
         let tenant = match field.tenant {
-            None => quote!(::core::option::Option::None),
-            Some(true) => quote!(::core::option::Option::Some(#p::TenantRule::AnyString)),
-            Some(false) => quote!(::core::option::Option::Some(#p::TenantRule::Uuid)),
+            None => quote!(#p::None),
+            Some(true) => quote!(#p::Some(#p::TenantRule::AnyString)),
+            Some(false) => quote!(#p::Some(#p::TenantRule::Uuid)),
         };
         let rules = field.rules.iter().map(rule);
         Some(quote! {
@@ -152,18 +160,18 @@ fn serde_flags(attrs: &[Attribute]) -> SerdeFlags {
 
 /// One rule, as `__private::RuleSchema`.
 fn rule(rule: &Rule) -> TokenStream {
-    let p = quote!(::event_bus_core::__private);
+    let p = private();
     let some_u64 =
         |lit: &Option<syn::LitInt>| match lit.as_ref().and_then(|l| l.base10_parse::<u64>().ok()) {
             Some(n) => {
                 let n = Literal::u64_suffixed(n);
-                quote!(::core::option::Option::Some(#n))
+                quote!(#p::Some(#n))
             }
-            None => quote!(::core::option::Option::None),
+            None => quote!(#p::None),
         };
     let some_text = |expr: &Option<Box<Expr>>| match expr.as_deref().and_then(number_text) {
-        Some(text) => quote!(::core::option::Option::Some(#text)),
-        None => quote!(::core::option::Option::None),
+        Some(text) => quote!(#p::Some(#text)),
+        None => quote!(#p::None),
     };
     match rule {
         Rule::NonEmpty(_) => quote!(#p::RuleSchema::NonEmpty),
@@ -228,7 +236,7 @@ fn type_args(args: &PathArguments) -> Vec<&Type> {
 
 /// A type, as a `__private::TypeSchema` constant.
 fn type_schema(ty: &Type) -> TokenStream {
-    let p = quote!(::event_bus_core::__private);
+    let p = private();
     match ty {
         Type::Paren(t) => return type_schema(&t.elem),
         Type::Group(t) => return type_schema(&t.elem),
@@ -295,12 +303,12 @@ fn type_schema(ty: &Type) -> TokenStream {
 
 /// A type this module does not know: its `Schema` impl, if it has one.
 fn named(ty: &Type) -> TokenStream {
-    let p = quote!(::event_bus_core::__private);
+    let p = private();
     let rust = ty.to_token_stream().to_string().replace(' ', "");
     // A type naming `Self` cannot be named inside the lookup function (and would recurse).
     let mentions_self = ty.to_token_stream().into_iter().any(|t| contains_self(&t));
     let lookup = if mentions_self {
-        quote!(::core::option::Option::None)
+        quote!(#p::None)
     } else {
         quote! {
             #[allow(unused_imports)]
@@ -312,7 +320,7 @@ fn named(ty: &Type) -> TokenStream {
         #p::TypeSchema::Named {
             rust: #rust,
             schema: {
-                fn __event_bus_schema() -> ::core::option::Option<#p::JsonValue> {
+                fn __event_bus_schema() -> #p::Option<#p::JsonValue> {
                     #lookup
                 }
                 __event_bus_schema

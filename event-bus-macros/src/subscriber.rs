@@ -312,9 +312,9 @@ fn generate(model: &Model<'_>) -> TokenStream {
     }
 
     // One function per subscriber, `run`: it fetches each `State<S>` (if any), calls the
-    // handler and boxes its future. The thunk registered is a closure calling the one core
-    // function generic over the event type only (`prepare_fn`), shared by the subscribers of
-    // one type. The call to `handler_future` is spanned on the function's name: a return type
+    // handler and boxes its future. The thunk registered is a function calling the one core
+    // function generic over the event type only (`Event::__prepare`, hidden), shared by the
+    // subscribers of one type. The call to `handler_future` is spanned on the function's name: a return type
     // that is not `Result<(), impl Into<HandlerError>>`, or a future that is not `Send`, is
     // reported there.
     let event_ident = Ident::new("__event_bus_event", Span::call_site());
@@ -363,8 +363,17 @@ fn generate(model: &Model<'_>) -> TokenStream {
             }
         }
     };
+    // A function item, not a closure: a closure coerced to a function pointer adds a
+    // `FnOnce::call_once` shim per subscriber. Its path to the event type's `prepare` is
+    // spanned like the check's, so that a `T` without `#[derive(Event)]` gives the same error
+    // twice, which rustc reports once.
     let prepare = quote_spanned! {fn_ident.span()=>
-        |bytes: &[u8]| #private::prepare_fn::<#event>(bytes, __event_bus_run)
+        fn __event_bus_prepare(
+            bytes: &[u8],
+        ) -> ::core::result::Result<#private::Prepared, #private::Failure> {
+            #as_event::__prepare(bytes, __event_bus_run)
+        }
+        __event_bus_prepare
     };
     let state_keys = model
         .state

@@ -11,7 +11,6 @@ use event_bus_redis::admin::{partition_of, partition_stream, partition_tag};
 use event_bus_redis::{RedisBus, Retention};
 use event_bus_tests::redis_helpers::{pending_count, raw, read_as, xlen};
 use event_bus_tests::{BusKind, Probe, TestBus};
-use redis::aio::MultiplexedConnection;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -57,21 +56,22 @@ fn order_by_tenant(t: &TestBus, subscriber: &str) -> HashMap<Uuid, Vec<u64>> {
     out
 }
 
-async fn owners(
-    conn: &mut MultiplexedConnection,
-    prefix: &str,
-    group: &str,
-) -> Vec<Option<String>> {
+/// The owner of each partition of `group` (on a cluster, each read from its master).
+async fn owners(t: &TestBus, group: &str) -> Vec<Option<String>> {
     let mut out = Vec::new();
     for i in 0..PARTITIONS {
-        let owner: Option<String> = redis::cmd("GET")
-            .arg(format!("{}:owner:{group}", partition(prefix, i)))
-            .query_async(conn)
-            .await
-            .expect("GET");
-        out.push(owner);
+        let mut get = redis::cmd("GET");
+        get.arg(format!("{}:owner:{group}", partition(&t.prefix, i)));
+        out.push(t.command(&get).await.expect("GET"));
     }
     out
+}
+
+/// `XLEN stream` (on a cluster, on its master).
+async fn stream_len(t: &TestBus, stream: &str) -> u64 {
+    let mut len = redis::cmd("XLEN");
+    len.arg(stream);
+    t.command(&len).await.expect("XLEN")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,6 +92,22 @@ async fn each_tenants_order_holds_with_shared_readers_too() {
     let mut t = partitioned("partitions-shared", &["probe-a", "probe-tenant-ordered"]);
     t.max_reader_connections = Some(1);
     competing_consumers_keep_each_tenants_order(t).await;
+}
+
+/// The same on a Redis Cluster of 3 masters: the four partitions lie on distinct slots spread
+/// over the masters (see `admin::partition_tag`), each read on a connection to its master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tenants_order_holds_across_partitions_on_a_cluster() {
+    event_bus_tests::init_tracing();
+    let cluster = event_bus_tests::cluster::shared().await;
+    let mut t = partitioned("partitions-cluster", &["probe-a", "probe-tenant-ordered"]);
+    t.cluster = Some(cluster.urls());
+    let masters: BTreeSet<usize> = (0..PARTITIONS)
+        .map(|i| cluster.master_of_key(&partition(&t.prefix, i)))
+        .collect();
+    assert!(masters.len() > 1, "the partitions are spread over masters");
+    competing_consumers_keep_each_tenants_order(t).await;
+    drop(cluster);
 }
 
 /// Three processes run `t`'s two subscribers, the second and third joining while events are
@@ -130,12 +146,11 @@ async fn competing_consumers_keep_each_tenants_order(t: TestBus) {
             "{sub} did not finish"
         );
     }
-    let mut conn = raw(&t.url).await;
     // The partitions are shared: with three processes, every one owns some (4 = 2 + 1 + 1).
     let deadline = tokio::time::Instant::now() + WAIT;
     for sub in subs {
         loop {
-            let owners = owners(&mut conn, &t.prefix, sub).await;
+            let owners = owners(&t, sub).await;
             let distinct: BTreeSet<_> = owners.iter().flatten().collect();
             if owners.iter().all(Option::is_some) && distinct.len() == 3 {
                 break;
@@ -166,12 +181,12 @@ async fn competing_consumers_keep_each_tenants_order(t: TestBus) {
     // Every partition got its tenants' events and was read to the end by both groups.
     for i in 0..PARTITIONS {
         let stream = partition(&t.prefix, i);
-        assert_eq!(xlen(&mut conn, &stream).await, n / u64::from(PARTITIONS));
+        assert_eq!(stream_len(&t, &stream).await, n / u64::from(PARTITIONS));
         for sub in subs {
-            assert_eq!(pending_count(&mut conn, &stream, sub).await, 0);
+            assert_eq!(t.pending(&stream, sub).await, 0);
         }
     }
-    assert_eq!(xlen(&mut conn, &format!("{}:PROBE", t.prefix)).await, 0);
+    assert_eq!(stream_len(&t, &format!("{}:PROBE", t.prefix)).await, 0);
     let stats: u64 = buses
         .iter()
         .map(|b| b.stats().subscriber("probe-a").map_or(0, |s| s.handled))

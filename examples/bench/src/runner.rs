@@ -123,11 +123,11 @@ impl Workload {
     /// The target ratio to the floor (for reading the table; not asserted).
     fn target(self) -> Option<f64> {
         match self {
-            Self::W1 => Some(0.90),
-            Self::W2 | Self::W3 | Self::W4 | Self::W5 => Some(0.80),
-            Self::W3c | Self::W3cP | Self::W4c | Self::W4cP => Some(0.80),
+            // WORKLOADS.md's targets; the cluster rows have none for their ratio (theirs are
+            // CPU per event against the single node and the split over shards).
+            Self::W1 | Self::W2 | Self::W3 | Self::W4 | Self::W5 => Some(0.95),
             Self::W7 => Some(0.90),
-            Self::W6 => None,
+            Self::W3c | Self::W3cP | Self::W4c | Self::W4cP | Self::W6 => None,
         }
     }
 

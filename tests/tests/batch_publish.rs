@@ -22,6 +22,14 @@ event_bus_tests::on_both_buses!(
     a_batch_published_before_start_is_delivered_once_started,
 );
 
+// On a Redis Cluster, a batch's pipeline is split by slot and each part sent to its master.
+event_bus_tests::on_redis_cluster!(
+    a_batch_is_written_in_order_with_one_result_per_event,
+    one_invalid_event_writes_nothing_of_its_batch,
+    publish_envelopes_keeps_each_envelopes_id,
+    a_batch_published_before_start_is_delivered_once_started,
+);
+
 async fn a_batch_is_written_in_order_with_one_result_per_event<B: TestTransport>() {
     let t = TestBus::of::<B>("batch-order", &["probe-a"]);
     let bus = t.build::<B>().await;

@@ -3,9 +3,10 @@
 //! goes to, plus the workflow stream's), grouped into pipelines by [`pipelines`], sent
 //! concurrently over the multiplexed connection, and folded back into one result per event.
 //!
-//! The grouping is the one place that knows where keys live: on one node every write goes in
-//! one pipeline (cut at [`MAX_PIPELINE`] commands); on a cluster it would group the writes by
-//! the node that owns each key's slot, a pipeline per node.
+//! Every write goes in one pipeline in batch order (cut at [`MAX_PIPELINE`] commands). On a
+//! Redis Cluster the connection splits each pipeline by slot and sends each part to the master
+//! owning it, all at once (`crate::cluster`), keeping the order within each stream: the writes
+//! to one master travel together, and a batch costs one round trip per master it touches.
 
 use std::sync::Arc;
 

@@ -4,9 +4,10 @@
 //! concurrently over the multiplexed connection, and folded back into one result per event.
 //!
 //! Every write goes in one pipeline in batch order (cut at [`MAX_PIPELINE`] commands). On a
-//! Redis Cluster the connection splits each pipeline by slot and sends each part to the master
-//! owning it, all at once (`crate::cluster`), keeping the order within each stream: the writes
-//! to one master travel together, and a batch costs one round trip per master it touches.
+//! Redis Cluster the connection splits each pipeline into one part per slot, keeping the order
+//! within each, and sends every part to the master owning its slot at once (`crate::cluster`):
+//! the parts for one master share its multiplexed connection, and the batch waits about one
+//! round trip.
 
 use std::sync::Arc;
 

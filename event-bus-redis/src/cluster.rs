@@ -25,10 +25,10 @@ use crate::config::RedisConfig;
 use crate::connection;
 use crate::security::{self, RedisUrl};
 
-/// The number of hash slots of a Redis Cluster.
-pub(crate) const SLOTS: u16 = 16384;
+use crate::partition::SLOTS;
 
-/// The hash slot of `key` (CRC16/XMODEM of the key, or of its hash tag `{...}`, mod 16384).
+/// The hash slot of `key` (CRC16/XMODEM of the key, or of its hash tag `{...}`, mod 16384):
+/// [`crate::admin::slot`] on bytes.
 pub(crate) fn key_slot(key: &[u8]) -> u16 {
     let hashed = match key.iter().position(|&b| b == b'{') {
         Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {
@@ -37,22 +37,7 @@ pub(crate) fn key_slot(key: &[u8]) -> u16 {
         },
         None => key,
     };
-    crc16_xmodem(hashed) % SLOTS
-}
-
-fn crc16_xmodem(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in data {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
+    crate::partition::crc16(hashed) % SLOTS
 }
 
 /// The key a command of the runtime touches (`None` for keyless commands such as `WAIT` or
@@ -461,7 +446,10 @@ mod tests {
         assert_eq!(key_slot(b"bar"), 5061);
         assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
         assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
-        assert_eq!(key_slot(b"{}foo"), crc16_xmodem(b"{}foo") % SLOTS);
+        assert_eq!(
+            key_slot(b"{}foo"),
+            crate::partition::crc16(b"{}foo") % SLOTS
+        );
         assert_eq!(key_slot(b"123456789"), 0x31C3 % SLOTS);
     }
 

@@ -62,19 +62,7 @@ pub fn crc16(bytes: &[u8]) -> u16 {
 /// assert_eq!(slot("event:{p0of8-3}:TICKET_UPDATED"), slot("p0of8-3"));
 /// ```
 pub fn slot(key: &str) -> u16 {
-    let bytes = key.as_bytes();
-    let hashed = bytes
-        .iter()
-        .position(|&b| b == b'{')
-        .and_then(|open| {
-            let rest = &bytes[open + 1..];
-            rest.iter()
-                .position(|&b| b == b'}')
-                .filter(|&close| close > 0)
-                .map(|close| &rest[..close])
-        })
-        .unwrap_or(bytes);
-    crc16(hashed) % SLOTS
+    crate::cluster::key_slot(key.as_bytes())
 }
 
 /// The hash tag of partition `i` of `n` (without braces): `p<i>of<n>-<k>` with the smallest

@@ -832,12 +832,7 @@ pub fn table(rows: &[Row]) -> String {
                 _ => "-".into(),
             }
         };
-        let failures = row.failures().len();
-        let check = if failures == 0 {
-            "ok".to_owned()
-        } else {
-            format!("FAILED ({failures})")
-        };
+        let check = check_cell(row);
         t.row(vec![
             format!("{w} {}", w.what()),
             crate::report::thousands(row.n as f64),
@@ -948,12 +943,7 @@ pub fn cluster_table(rows: &[Row], single: &[Row]) -> String {
                 _ => "-".into(),
             }
         };
-        let failures = row.failures().len();
-        let check = if failures == 0 {
-            "ok".to_owned()
-        } else {
-            format!("FAILED ({failures})")
-        };
+        let check = check_cell(row);
         t.row(vec![
             format!("{w} {}", w.what()),
             crate::report::thousands(row.n as f64),
@@ -995,4 +985,12 @@ pub fn shard_details(rows: &[Row]) -> Vec<String> {
         }
     }
     out
+}
+
+/// The table's check cell of `row`: `ok`, or how many of its runs failed their checks.
+fn check_cell(row: &Row) -> String {
+    match row.failures().len() {
+        0 => "ok".to_owned(),
+        failures => format!("FAILED ({failures})"),
+    }
 }

@@ -1,6 +1,6 @@
 //! `Durability::replicas` on one Redis with a replica (not only on a cluster): a publish
 //! returns `Ok` once the replica has the entry, and fails with `NotReplicated` (the entry on
-//! the master all the same) once the replica is gone.
+//! the master all the same) once the replica is gone; `publish_all` the same, event by event.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,27 +54,51 @@ async fn publishes_wait_for_the_replica_and_fail_typed_without_it() {
             .await
             .expect("the replica acknowledges");
     }
+    // A batch promises the same: every event waited for the replica.
+    let batch = bus
+        .publish_all(
+            (10..15)
+                .map(|seq| Probe::new(tenant, seq))
+                .collect::<Vec<_>>(),
+        )
+        .await;
+    assert!(batch.iter().all(Result::is_ok), "{batch:?}");
     replica.kill();
     let e = bus
-        .publish(Probe::new(tenant, 10))
+        .publish(Probe::new(tenant, 15))
         .await
         .expect_err("no replica left");
-    let PublishError::Transport { source, .. } = &e else {
-        panic!("not a transport error: {e}");
-    };
-    let short = source
-        .downcast_ref::<NotReplicated>()
-        .unwrap_or_else(|| panic!("not NotReplicated: {source}"));
-    assert_eq!((short.acknowledged, short.wanted), (0, 1));
-    // The entry is on the master: delivered like the others.
+    assert_eq!(not_replicated(&e).acknowledged, 0);
+    assert_eq!(not_replicated(&e).wanted, 1);
+    let batch = bus
+        .publish_all(
+            (16..18)
+                .map(|seq| Probe::new(tenant, seq))
+                .collect::<Vec<_>>(),
+        )
+        .await;
+    for result in &batch {
+        let e = result.as_ref().expect_err("no replica left");
+        assert_eq!(not_replicated(e).acknowledged, 0);
+    }
+    // The entries are on the master: delivered like the others.
     assert!(
         t.recorder
-            .wait_handled("probe-a", 11, Duration::from_secs(10))
+            .wait_handled("probe-a", 18, Duration::from_secs(10))
             .await
     );
-    assert_eq!(bus.stats().published, 10);
+    assert_eq!(bus.stats().published, 15);
     running.shutdown().await.expect("shutdown");
     let handled = t.recorder.handled("probe-a");
-    assert_eq!(handled.len(), 11);
+    assert_eq!(handled.len(), 18);
     assert!(handled.values().all(|&n| n == 1));
+}
+
+fn not_replicated(e: &PublishError) -> &NotReplicated {
+    let PublishError::Transport { source, .. } = e else {
+        panic!("not a transport error: {e}");
+    };
+    source
+        .downcast_ref::<NotReplicated>()
+        .unwrap_or_else(|| panic!("not NotReplicated: {source}"))
 }

@@ -17,6 +17,7 @@ use redis::{RedisError, Value};
 use tracing::Instrument;
 
 use super::{workflow_command, xadd_command, BusInner, BUILDING, CLOSED};
+use crate::durability::Durability;
 use crate::reply;
 
 /// The most commands sent in one pipeline; a larger batch is cut into several, sent
@@ -53,6 +54,12 @@ impl BusInner {
         };
         if events.is_empty() {
             return Vec::new();
+        }
+        // With replica waits, each event is published on its own (its `XADD` and `WAIT` in one
+        // round trip, all concurrently, queued in batch order): a batch's `Ok` promises what a
+        // publish's does.
+        if matches!(self.config.durability, Durability::Replicas { .. }) {
+            return futures_util::future::join_all(events.into_iter().map(|e| self.write(e))).await;
         }
         let mut failed: Vec<Option<PublishError>> = events.iter().map(|_| None).collect();
         match self.phase.load(std::sync::atomic::Ordering::Acquire) {

@@ -73,6 +73,17 @@ fn connect(port: u16) -> redis::RedisResult<redis::Connection> {
     client.get_connection_with_timeout(Duration::from_secs(2))
 }
 
+/// `INFO replication` of the node at `port` (empty when it does not answer).
+fn replication_info(port: u16) -> String {
+    connect(port)
+        .and_then(|mut c| {
+            redis::cmd("INFO")
+                .arg("replication")
+                .query::<String>(&mut c)
+        })
+        .unwrap_or_default()
+}
+
 fn info_field(info: &str, field: &str) -> Option<String> {
     info.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
@@ -262,13 +273,7 @@ impl RedisCluster {
         );
         let deadline = Instant::now() + timeout;
         loop {
-            let info = connect(self.nodes[i].port)
-                .and_then(|mut c| {
-                    redis::cmd("INFO")
-                        .arg("replication")
-                        .query::<String>(&mut c)
-                })
-                .unwrap_or_default();
+            let info = replication_info(self.nodes[i].port);
             if info_field(&info, "role").as_deref() == Some("slave")
                 && info_field(&info, "master_link_status").as_deref() == Some("up")
             {
@@ -439,13 +444,7 @@ impl RedisCluster {
         let deadline = Instant::now() + timeout;
         for i in 0..self.nodes.len() {
             loop {
-                let info = connect(self.nodes[i].port)
-                    .and_then(|mut c| {
-                        redis::cmd("INFO")
-                            .arg("replication")
-                            .query::<String>(&mut c)
-                    })
-                    .unwrap_or_default();
+                let info = replication_info(self.nodes[i].port);
                 let role = info_field(&info, "role");
                 let linked = match role.as_deref() {
                     Some("master") => info_field(&info, "connected_slaves").as_deref() == Some("1"),

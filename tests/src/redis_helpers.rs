@@ -227,3 +227,16 @@ pub async fn xrange_strings(
         .expect("xrange");
     strings(&v)
 }
+
+/// A number from `INFO section` (`connected_clients` of `clients`, say).
+pub async fn info_number(conn: &mut MultiplexedConnection, section: &str, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(conn)
+        .await
+        .expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+}

@@ -14,6 +14,7 @@ use std::time::Duration;
 use event_bus_core::{Bus, PublishError, RunningBus};
 use event_bus_redis::{Durability, NotReplicated, RedisBus};
 use event_bus_tests::cluster::RedisCluster;
+use event_bus_tests::redis_helpers::{info_number, raw};
 use event_bus_tests::{BusKind, Probe, SharedRecorder, TestBus};
 use uuid::Uuid;
 
@@ -383,20 +384,8 @@ async fn reshard_while_reading(readers: usize) {
 }
 
 async fn connected_clients(port: u16) -> u64 {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("client");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
-    let info: String = redis::cmd("INFO")
-        .arg("clients")
-        .query_async(&mut conn)
-        .await
-        .expect("INFO");
-    info.lines()
-        .find_map(|l| l.strip_prefix("connected_clients:"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("connected_clients")
+    let mut conn = raw(&format!("redis://127.0.0.1:{port}")).await;
+    info_number(&mut conn, "clients", "connected_clients").await
 }
 
 /// 660 subscribers on 330 streams, spread over the slots of every master, with
@@ -475,20 +464,8 @@ async fn streams_over_every_master_share_a_bounded_number_of_readers_per_master(
 }
 
 async fn commands_processed(port: u16) -> u64 {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("client");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
-    let info: String = redis::cmd("INFO")
-        .arg("stats")
-        .query_async(&mut conn)
-        .await
-        .expect("INFO");
-    info.lines()
-        .find_map(|l| l.strip_prefix("total_commands_processed:"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("total_commands_processed")
+    let mut conn = raw(&format!("redis://127.0.0.1:{port}")).await;
+    info_number(&mut conn, "stats", "total_commands_processed").await
 }
 
 /// Asking for more replicas than a master has: the publish fails with [`NotReplicated`],

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use event_bus_core::{Bus, RunningBus};
 use event_bus_redis::RedisBus;
+use event_bus_tests::redis_helpers::info_number;
 use event_bus_tests::server::RedisServer;
 use event_bus_tests::unique_prefix;
 use many_types::{Seen, EVENT_TYPES};
@@ -30,15 +31,7 @@ async fn many_type_bus(url: &str, prefix: &str, seen: &Seen) -> RedisBus {
 }
 
 async fn connected_clients(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("clients")
-        .query_async(conn)
-        .await
-        .expect("INFO");
-    info.lines()
-        .find_map(|l| l.strip_prefix("connected_clients:"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("connected_clients")
+    info_number(conn, "clients", "connected_clients").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

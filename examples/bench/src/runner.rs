@@ -433,17 +433,7 @@ async fn publish_only(
             workloads::publish(&bus, pattern, n, settings.inflight, 0.0).await?
         }
     };
-    let mut m = Measure {
-        rate: n as f64 / elapsed.as_secs_f64(),
-        ..Measure::default()
-    };
-    let len = floor::xlen(admin, &key)
-        .await
-        .map_err(|e| format!("XLEN: {e}"))?;
-    if len != n as u64 {
-        m.error = Some(format!("stream holds {len} entries after publishing {n}"));
-    }
-    Ok(m)
+    published(n, elapsed, admin, &key).await
 }
 
 /// W7: publish `n` events in batches of `settings.batch`, one batch at a time (ours:
@@ -472,17 +462,7 @@ async fn batches(
             workloads::publish_batches(&bus, n, batch).await?
         }
     };
-    let mut m = Measure {
-        rate: n as f64 / elapsed.as_secs_f64(),
-        ..Measure::default()
-    };
-    let len = floor::xlen(admin, &key)
-        .await
-        .map_err(|e| format!("XLEN: {e}"))?;
-    if len != n as u64 {
-        m.error = Some(format!("stream holds {len} entries after publishing {n}"));
-    }
-    Ok(m)
+    published(n, elapsed, admin, &key).await
 }
 
 /// W3 / W4 / W6 (and W3c / W4c on the cluster): `k` subscribers (groups) running here while a
@@ -993,4 +973,25 @@ fn check_cell(row: &Row) -> String {
         0 => "ok".to_owned(),
         failures => format!("FAILED ({failures})"),
     }
+}
+
+/// W1 / W2 / W7's figure: `n` events published in `elapsed`, checked against what the stream
+/// `key` holds.
+async fn published(
+    n: usize,
+    elapsed: Duration,
+    admin: &mut impl ConnectionLike,
+    key: &str,
+) -> Result<Measure, String> {
+    let mut m = Measure {
+        rate: n as f64 / elapsed.as_secs_f64(),
+        ..Measure::default()
+    };
+    let len = floor::xlen(admin, key)
+        .await
+        .map_err(|e| format!("XLEN: {e}"))?;
+    if len != n as u64 {
+        m.error = Some(format!("stream holds {len} entries after publishing {n}"));
+    }
+    Ok(m)
 }

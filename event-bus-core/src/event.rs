@@ -109,7 +109,7 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// copy.
     #[doc(hidden)]
     fn __decode_envelope(bytes: &[u8]) -> Result<Envelope<Self>, Failure> {
-        crate::dispatch::decode::<Self>(bytes)
+        crate::decode::decode::<Self>(bytes)
     }
 
     /// Decodes `bytes` as an envelope of this type and binds a subscriber's `run` to it. Not

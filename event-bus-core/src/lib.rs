@@ -50,6 +50,7 @@
 mod bus;
 mod context;
 mod dead_letter;
+mod decode;
 mod dispatch;
 mod envelope;
 mod error;
@@ -106,7 +107,8 @@ pub mod __private {
     pub use ::uuid::Uuid;
 
     pub use crate::context::{handler_result, missing_state, Context, State, StateKey};
-    pub use crate::dispatch::{decode, handler_future, prepare, Failure, HandlerFuture, Prepared};
+    pub use crate::decode::decode;
+    pub use crate::dispatch::{handler_future, prepare, Failure, HandlerFuture, Prepared};
     pub use crate::envelope::Envelope;
     pub use crate::error::HandlerError;
     pub use crate::event::{is_valid_event_type, Event};

@@ -138,10 +138,7 @@ pub fn stream_kind(key: &str) -> StreamKind<'_> {
 /// The dead letter an entry of a dead-letter stream describes, parsed as the runtime parses
 /// it (a letter without a `subscriber` field is [foreign](DeadLetter::foreign)).
 pub fn parse_dead_letter(id: impl Into<String>, fields: Vec<(Vec<u8>, Vec<u8>)>) -> DeadLetter {
-    dead_letter::parse(Entry {
-        id: id.into(),
-        fields,
-    })
+    dead_letter::parse(Entry::from_pairs(id.into(), fields))
 }
 
 /// Every dead letter of the dead-letter stream `dl_stream`, oldest first (none when it does
@@ -194,7 +191,7 @@ pub type RawEntry = (String, Vec<(Vec<u8>, Vec<u8>)>);
 pub fn read_reply_entries(reply: Value) -> Vec<RawEntry> {
     reply::read_reply(reply)
         .into_iter()
-        .map(|e| (e.id, e.fields))
+        .map(Entry::into_parts)
         .collect()
 }
 

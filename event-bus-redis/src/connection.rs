@@ -223,76 +223,28 @@ impl BlockingConnection {
         self.check(result)
     }
 
-    /// Sends `first` and `then` together (`then` may block: `first` is queued before it) and
-    /// hands `first`'s reply to `on_first` as soon as it arrives, while `then` may still be
-    /// blocking; returns `then`'s reply. Both must touch the same key.
-    pub(crate) async fn query_after(
+    /// Sends `first` and `then` in one pipeline (one round trip; neither may block) and
+    /// returns both replies, each its own result. An error of the round trip itself is the
+    /// error. On a cluster the two commands must touch one slot: a command redirected is sent
+    /// again, alone, where it belongs.
+    pub(crate) async fn query_pair(
         &mut self,
         first: Cmd,
         then: Cmd,
-        on_first: impl FnOnce(RedisResult<Value>),
-    ) -> RedisResult<Value> {
-        let node = match &self.target {
-            Target::Single(_) => None,
-            Target::Cluster(topology) => {
-                let topology = topology.clone();
-                if self.asking_for(&then).is_some() {
-                    // A slot being migrated: one command at a time, each following the `ASK`.
-                    let first = self.query_cluster(&topology, &first).await;
-                    on_first(first);
-                    return self.query_cluster(&topology, &then).await;
-                }
-                match self.route(&topology, &then).await {
-                    Ok(node) => Some((topology, node)),
-                    Err(e) => {
-                        on_first(Err(e.clone()));
-                        return Err(e);
-                    }
-                }
-            }
+    ) -> RedisResult<(RedisResult<Value>, RedisResult<Value>)> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors().add_command(first).add_command(then);
+        let mut replies = self.query_pipeline(&pipe).await?.into_iter();
+        let mut next = || {
+            replies.next().unwrap_or_else(|| {
+                Err(redis::RedisError::from((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "a pipeline of two commands returned fewer replies",
+                )))
+            })
         };
-        let conn = match &node {
-            None => self.connection().await,
-            Some((_, node)) => self.node_connection(node).await,
-        };
-        let conn = match conn {
-            Ok(conn) => conn,
-            Err(e) => {
-                on_first(Err(e.clone()));
-                if let Some((topology, node)) = &node {
-                    self.cluster_error(topology, node, &e).await;
-                }
-                return Err(e);
-            }
-        };
-        let mut first_conn = conn.clone();
-        let first = async move {
-            let reply = first.query_async::<Value>(&mut first_conn).await;
-            on_first(reply);
-        };
-        let (_, result) = tokio::join!(first, then.query_async::<Value>(conn));
-        match node {
-            None => self.check(result),
-            Some((topology, node)) => match result {
-                // Redirected or reconfiguring: the read goes again, alone, where it belongs.
-                Err(e) if cluster::redirect_of(&e).is_some() || cluster::is_reconfiguring(&e) => {
-                    self.cluster_error(&topology, &node, &e).await;
-                    self.query_cluster(&topology, &then).await
-                }
-                Err(e) => {
-                    self.cluster_error(&topology, &node, &e).await;
-                    // A node lost: the read goes again, alone, if the slot map now names
-                    // another master.
-                    match self.route(&topology, &then).await {
-                        Ok(to) if to != node && !is_server_reply(&e) => {
-                            self.query_cluster(&topology, &then).await
-                        }
-                        _ => Err(e),
-                    }
-                }
-                ok => ok,
-            },
-        }
+        let first = next();
+        Ok((first, next()))
     }
 
     /// Connects now (if not connected) and checks that Redis serves the connection with a

@@ -15,7 +15,7 @@ use crate::{dead_letter, keys, retention, workflow};
 pub type Entry = (String, Vec<(Vec<u8>, Vec<u8>)>);
 
 fn plain(entry: reply::Entry) -> Entry {
-    (entry.id, entry.fields)
+    entry.into_parts()
 }
 
 /// A list of entries (`XRANGE`, `XCLAIM`).
@@ -98,10 +98,7 @@ pub fn removed_unread(stream: StreamCounters, group: GroupCounters) -> Option<u6
 /// The dead letter an entry of a dead-letter stream describes, and whether it counts as
 /// foreign.
 pub fn dead_letter(entry: Entry) -> (DeadLetter, bool) {
-    let entry = reply::Entry {
-        id: entry.0,
-        fields: entry.1,
-    };
+    let entry = reply::Entry::from_pairs(entry.0, entry.1);
     let foreign = dead_letter::is_foreign(&entry);
     (dead_letter::parse(entry), foreign)
 }

@@ -52,35 +52,84 @@ impl fmt::Display for StreamId {
     }
 }
 
-/// One stream entry: its id and its fields in order, as the bytes Redis sent (no copies, no
-/// UTF-8 checks on the hot path).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One stream entry: its id and its fields in order, as the values Redis sent (no copies, no
+/// UTF-8 checks, and no allocation of its own on the hot path).
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Entry {
     pub(crate) id: String,
-    pub(crate) fields: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Name, value, name, value, ... (a field taken out is left as two `Nil`s).
+    fields: Vec<Value>,
+}
+
+/// A stream entry's fields as name and value pairs, in order.
+pub(crate) type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Name and value pairs from `[name, value, ...]` (taken fields, left as `Nil`s, skipped).
+fn pairs(fields: Vec<Value>) -> Pairs {
+    let mut pairs = Vec::with_capacity(fields.len() / 2);
+    let mut kv = fields.into_iter();
+    while let (Some(k), Some(v)) = (kv.next(), kv.next()) {
+        if let (Some(k), Some(v)) = (bytes(k), bytes(v)) {
+            pairs.push((k, v));
+        }
+    }
+    pairs
+}
+
+/// The bytes of a string reply, borrowed.
+fn as_bytes(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        Value::VerbatimString { text, .. } => Some(text.as_bytes()),
+        Value::Okay => Some(b"OK"),
+        _ => None,
+    }
 }
 
 impl Entry {
-    /// The value of field `name`.
-    pub(crate) fn field(&self, name: &str) -> Option<&[u8]> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == name.as_bytes())
-            .map(|(_, v)| v.as_slice())
+    /// An entry of these fields (name and value pairs, in order).
+    pub(crate) fn from_pairs(id: String, pairs: Pairs) -> Self {
+        let fields = pairs
+            .into_iter()
+            .flat_map(|(k, v)| [Value::BulkString(k), Value::BulkString(v)])
+            .collect();
+        Self { id, fields }
     }
 
-    /// Removes and returns field `name`.
-    pub(crate) fn take_field(&mut self, name: &str) -> Option<Vec<u8>> {
-        let i = self.fields.iter().position(|(k, _)| k == name.as_bytes())?;
-        Some(self.fields.swap_remove(i).1)
+    /// Its id, and its fields as name and value pairs, in order.
+    pub(crate) fn into_parts(self) -> (String, Pairs) {
+        (self.id, pairs(self.fields))
     }
 
     /// The fields with their names as text (for dead letters).
     pub(crate) fn into_text_fields(self) -> Vec<(String, Vec<u8>)> {
-        self.fields
+        pairs(self.fields)
             .into_iter()
             .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
             .collect()
+    }
+
+    /// Where the value of field `name` is in `fields`.
+    fn position(&self, name: &str) -> Option<usize> {
+        self.fields
+            .chunks_exact(2)
+            .position(|kv| as_bytes(&kv[0]) == Some(name.as_bytes()))
+            .map(|pair| 2 * pair + 1)
+    }
+
+    /// The value of field `name`.
+    pub(crate) fn field(&self, name: &str) -> Option<&[u8]> {
+        self.position(name)
+            .and_then(|i| self.fields.get(i))
+            .and_then(as_bytes)
+    }
+
+    /// Removes and returns field `name`.
+    pub(crate) fn take_field(&mut self, name: &str) -> Option<Vec<u8>> {
+        let i = self.position(name)?;
+        self.fields[i - 1] = Value::Nil;
+        bytes(std::mem::replace(&mut self.fields[i], Value::Nil))
     }
 
     pub(crate) fn field_str(&self, name: &str) -> Option<String> {
@@ -132,14 +181,7 @@ fn entry(value: Value) -> Option<Entry> {
     if matches!(fields_value, Value::Nil) {
         return None;
     }
-    let kv = items(fields_value);
-    let mut fields = Vec::with_capacity(kv.len() / 2);
-    let mut kv = kv.into_iter();
-    while let (Some(k), Some(v)) = (kv.next(), kv.next()) {
-        if let (Some(k), Some(v)) = (bytes(k), bytes(v)) {
-            fields.push((k, v));
-        }
-    }
+    let fields = items(fields_value);
     Some(Entry { id, fields })
 }
 

@@ -14,7 +14,8 @@ mod options;
 mod pool;
 
 pub use crate::context::Shared;
-pub use crate::dispatch::{decode, prepare, Decision, Dispatcher, GiveUp, Prepared};
+pub use crate::decode::decode;
+pub use crate::dispatch::{prepare, Decision, Dispatcher, GiveUp, Prepared};
 pub use crate::metrics::{
     describe as describe_metrics, sample_delay, Count, PublishTarget, PublishTargets,
 };

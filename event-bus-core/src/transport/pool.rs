@@ -180,8 +180,13 @@ impl<S: Sink> WorkerPool<S> {
         let Some(room) = self.take_room().await else {
             return false;
         };
-        let Ok(_slot) = Arc::clone(&self.inner.slots).acquire_owned().await else {
-            return false;
+        // Free unless a submitted delivery runs (then wait for it): concurrency 1 holds for both.
+        let _slot = match Arc::clone(&self.inner.slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => match Arc::clone(&self.inner.slots).acquire_owned().await {
+                Ok(slot) => slot,
+                Err(_) => return false,
+            },
         };
         let mut message = message;
         message.in_place = true;
@@ -246,7 +251,11 @@ impl<S: Sink> WorkerPool<S> {
         if self.closed.load(AtomicOrdering::Acquire) {
             return None;
         }
-        Arc::clone(&self.room).acquire_owned().await.ok()
+        // The common case, room to spare, without a future and its waiter bookkeeping.
+        match Arc::clone(&self.room).try_acquire_owned() {
+            Ok(room) => Some(room),
+            Err(_) => Arc::clone(&self.room).acquire_owned().await.ok(),
+        }
     }
 
     /// The first step of a shutdown: deliveries waiting to be retried are abandoned from now

@@ -84,6 +84,7 @@ pub(crate) async fn claim_stale(
             .arg(batch)
             .query_async(&mut conn)
             .await?;
+        let claimed_at = tokio::time::Instant::now();
         let (next, claimed, deleted) = reply::autoclaim_reply(value);
         if !deleted.is_empty() {
             SubscriberCounters::add(&shared.counters.deleted_while_pending, deleted.len() as u64);
@@ -91,7 +92,7 @@ pub(crate) async fn claim_stale(
                 "pending entries were deleted from the stream before they were handled (trimmed or XDEL'd)");
         }
         if !claimed.is_empty() {
-            handle_claimed(shared, pool, claimed).await?;
+            handle_claimed(shared, pool, claimed, claimed_at).await?;
         }
         if next == "0-0" {
             return Ok(());
@@ -104,6 +105,7 @@ async fn handle_claimed(
     shared: &ConsumerShared,
     pool: &WorkerPool<RedisSink>,
     claimed: Vec<Entry>,
+    claimed_at: tokio::time::Instant,
 ) -> RedisResult<()> {
     SubscriberCounters::add(&shared.counters.claimed, claimed.len() as u64);
     tracing::info!(stream = %shared.stream, group = %shared.group, count = claimed.len(), "claimed stale entries");
@@ -124,7 +126,10 @@ async fn handle_claimed(
             continue;
         }
         let (runs, deliveries) = history.get(&entry.id).copied().unwrap_or((0, 2));
-        if let Some(message) = shared.delivery(pool, entry, runs, deliveries).await {
+        if let Some(message) = shared
+            .delivery(pool, entry, (runs, deliveries), claimed_at)
+            .await
+        {
             pool.submit(message).await;
         }
     }

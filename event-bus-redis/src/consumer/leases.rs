@@ -66,9 +66,9 @@ impl Leases {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers `id`, just read or claimed (its idle time is zero now).
-    pub(crate) fn hold(self: &Arc<Self>, id: &Arc<str>) -> Lease {
-        let entry = Some((Arc::clone(id), Instant::now()));
+    /// Registers `id`, read or claimed at `read_at` (its idle time was zero then).
+    pub(crate) fn hold(self: &Arc<Self>, id: &Arc<str>, read_at: Instant) -> Lease {
+        let entry = Some((Arc::clone(id), read_at));
         let mut held = self.held();
         let slot = match held.free.pop() {
             Some(slot) => {

@@ -135,17 +135,18 @@ impl ConsumerShared {
         }
     }
 
-    /// A delivery of `entry`, leased until it ends; `None` (and a dead letter) when the entry
-    /// has no `event` field and so cannot be one.
+    /// A delivery of `entry`, read or claimed at `read_at` (when Redis reset its idle time),
+    /// leased until it ends; `None` (and a dead letter) when the entry has no `event` field and
+    /// so cannot be one.
     async fn delivery(
         &self,
         pool: &WorkerPool<RedisSink>,
         mut entry: Entry,
-        runs: u32,
-        deliveries: u32,
+        (runs, deliveries): (u32, u32),
+        read_at: Instant,
     ) -> Option<Message> {
         let id: Arc<str> = Arc::from(std::mem::take(&mut entry.id));
-        let lease = self.leases.hold(&id);
+        let lease = self.leases.hold(&id, read_at);
         match entry.take_field("event") {
             Some(payload) => Some(
                 Message::new(id, payload)

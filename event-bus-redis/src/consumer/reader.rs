@@ -1,6 +1,7 @@
-//! The reader: one blocking `XREADGROUP` at a time on a connection of its own, each read
-//! carrying the acknowledgements of the batch before it, and the entries read handed to the
-//! core's worker pool (handled on this task when the subscriber runs one at a time).
+//! The reader: one `XREADGROUP` at a time on a connection of its own, each read carrying the
+//! acknowledgements of the batch before it (a read that carries some does not block; one that
+//! carries none does), and the entries read handed to the core's worker pool (handled on this
+//! task when the subscriber runs one at a time).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +26,9 @@ const NOT_OWNED_POLL: Duration = Duration::from_millis(50);
 /// that the ones waiting behind a slow handler are not claimed by another consumer.
 async fn handle_batch(shared: &ConsumerShared, pool: &WorkerPool<RedisSink>, entries: Vec<Entry>) {
     let mut deliveries = Vec::with_capacity(entries.len());
+    let read_at = tokio::time::Instant::now();
     for entry in entries {
-        if let Some(message) = shared.delivery(pool, entry, 0, 1).await {
+        if let Some(message) = shared.delivery(pool, entry, (0, 1), read_at).await {
             deliveries.push(message);
         }
     }
@@ -73,37 +75,41 @@ pub(crate) async fn read_loop(
         }
         // Never more than the pool has room for: reads are bounded.
         let count = batch.min(pool.room().max(1));
-        let mut read = cmd("XREADGROUP");
-        read.arg("GROUP")
-            .arg(&shared.group)
-            .arg(&shared.consumer)
-            .arg("COUNT")
-            .arg(count)
-            .arg("BLOCK")
-            .arg(block_ms)
-            .arg("STREAMS")
-            .arg(&shared.stream)
-            .arg(">");
-        // Read, then handle what was read before reading again: the reply is parsed and its
-        // entries handled and freed on one thread, and a stop lets what was read be handled.
-        // What was handled since the last read is acknowledged in the same round trip.
+        // What was handled since the last read is acknowledged in the same round trip as the
+        // next read, pipelined before it. That read does not block, so the `XACK`'s reply (and
+        // `stats()`) never waits for new entries; when it finds nothing, the next read, with no
+        // acknowledgements to carry, blocks. Under load, each batch costs one round trip.
         let acks = shared.acks.take();
         let result = if acks.is_empty() {
-            conn.query(&read).await
+            conn.query(&xreadgroup(&shared, count, Some(block_ms)))
+                .await
         } else {
             let xack = shared.acks.command(&acks, &mut text);
-            // Counted as handled when the XACK's reply arrives, not when the read returns.
-            let owner = &shared.acks;
-            conn.query_after(xack, read, |reply| match reply {
-                Ok(_) => owner.confirmed(&acks),
-                Err(e) => {
-                    tracing::warn!(stream = %shared.stream, group = %shared.group, error = %e,
-                        "XACK failed; sent again with the next read");
-                    owner.put_back(acks);
+            match conn
+                .query_pair(xack, xreadgroup(&shared, count, None))
+                .await
+            {
+                Ok((acked, read)) => {
+                    match acked {
+                        Ok(_) => shared.acks.confirmed(&acks),
+                        Err(e) => {
+                            tracing::warn!(stream = %shared.stream, group = %shared.group, error = %e,
+                                "XACK failed; sent again with the next read");
+                            shared.acks.put_back(acks);
+                        }
+                    }
+                    read
                 }
-            })
-            .await
+                Err(e) => {
+                    // Not known to be applied: sent again with the next read (acknowledging
+                    // twice is harmless).
+                    shared.acks.put_back(acks);
+                    Err(e)
+                }
+            }
         };
+        // The reply is parsed and its entries handled and freed on this task before the next
+        // read; a stop lets what was read be handled.
         match result {
             Ok(reply) => {
                 backoff.reset();
@@ -129,6 +135,21 @@ pub(crate) async fn read_loop(
             }
         }
     }
+}
+
+/// `XREADGROUP GROUP group consumer COUNT count [BLOCK ms] STREAMS stream >`.
+fn xreadgroup(shared: &ConsumerShared, count: usize, block_ms: Option<u64>) -> redis::Cmd {
+    let mut read = cmd("XREADGROUP");
+    read.arg("GROUP")
+        .arg(&shared.group)
+        .arg(&shared.consumer)
+        .arg("COUNT")
+        .arg(count);
+    if let Some(ms) = block_ms {
+        read.arg("BLOCK").arg(ms);
+    }
+    read.arg("STREAMS").arg(&shared.stream).arg(">");
+    read
 }
 
 pub(crate) async fn sleep_unless_stopped(delay: Duration, stop: &CancellationToken) {

@@ -334,6 +334,7 @@ async fn poll(shard: &mut Shard, conn: &mut BlockingConnection, batch: usize) ->
                 let entries = reply::read_reply(value);
                 shard.due[m] = entries.len() >= count;
                 let s = shard.stream_of[m];
+                let read_at = tokio::time::Instant::now();
                 for entry in entries {
                     if let Some(id) = StreamId::parse(&entry.id) {
                         let seen = &mut shard.streams[s].seen;
@@ -341,7 +342,11 @@ async fn poll(shard: &mut Shard, conn: &mut BlockingConnection, batch: usize) ->
                             *seen = Some(id);
                         }
                     }
-                    if let Some(message) = member.shared.delivery(&member.pool, entry, 0, 1).await {
+                    if let Some(message) = member
+                        .shared
+                        .delivery(&member.pool, entry, (0, 1), read_at)
+                        .await
+                    {
                         member.pool.submit(message).await;
                     }
                 }

@@ -85,8 +85,8 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The payload's description for [`crate::schema`]: fields, types, rules. Not public API:
     /// `#[derive(Event)]` writes it.
     #[doc(hidden)]
-    const __SCHEMA: &'static crate::schema::model::PayloadSchema =
-        &crate::schema::model::PayloadSchema::UNDESCRIBED;
+    const __SCHEMA: &'static crate::schema::model::EncodedSchema =
+        &crate::schema::model::EncodedSchema::UNDESCRIBED;
 
     /// Checks the tenant and every field rule, and reports all failures at once.
     fn validate(&self) -> Result<(), ValidationErrors>;

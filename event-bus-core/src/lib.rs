@@ -113,10 +113,7 @@ pub mod __private {
     pub use crate::error::HandlerError;
     pub use crate::event::{is_valid_event_type, Event};
     pub use crate::registry::{EventRegistration, SubscriberRegistration};
-    pub use crate::schema::model::{
-        FieldSchema, PayloadSchema, Presence, RuleSchema, SchemaOf, TenantRule, TypeSchema, ViaAny,
-        ViaSchema,
-    };
+    pub use crate::schema::model::{no_schema, EncodedSchema, SchemaOf, ViaAny, ViaSchema};
     pub use crate::schema::{payload_schema, Schema};
     pub use crate::subscriber::{Ordering, StartFrom, SubscriberOptions};
     pub use crate::validation::{rules, ValidationErrors};

@@ -23,7 +23,7 @@ pub struct EventRegistration {
     pub decode: fn(&[u8]) -> Result<EventMeta, Failure>,
     /// The payload's description, read by [`crate::schema`]. Not public API.
     #[doc(hidden)]
-    pub schema: &'static crate::schema::model::PayloadSchema,
+    pub schema: &'static crate::schema::model::EncodedSchema,
 }
 
 impl EventRegistration {

@@ -335,11 +335,8 @@ fn generate(model: &Model<'_>) -> TokenStream {
     );
 
     let type_name = unraw(ident);
-    let schema_private = schema::private();
     quote! {
         const _: () = {
-            use ::event_bus_core::__private as #schema_private;
-
             #[inline]
             fn #tenant_fn(event: &#ident) #tenant_bound {
                 #tenant_access
@@ -350,7 +347,7 @@ fn generate(model: &Model<'_>) -> TokenStream {
                 const EVENT_TYPE: &'static str = #event_type;
                 #channels
                 #omit_none
-                const __SCHEMA: &'static #private::PayloadSchema = #schema;
+                const __SCHEMA: &'static #private::EncodedSchema = #schema;
 
                 #[inline]
                 fn tenant_id(&self) -> #private::Uuid {

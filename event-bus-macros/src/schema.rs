@@ -1,12 +1,14 @@
-//! The schema part of `#[derive(Event)]`: the payload's description as constant data
-//! (`__private::PayloadSchema`), which `event_bus_core::schema` turns into JSON Schema only when
-//! one is exported. Types are read from the source text; a type this module does not know is
-//! described by its `Schema` impl, looked up through autoref specialisation in one small
-//! function per such field, and is any JSON when it has none (never a compile error).
+//! The schema part of `#[derive(Event)]`: the payload's description as one encoded string
+//! (`__private::EncodedSchema`), which `event_bus_core::schema` decodes and turns into JSON
+//! Schema only when one is exported. Types are read from the source text; a type this module
+//! does not know is described by its `Schema` impl, looked up through autoref specialisation in
+//! one small function per such type, and is any JSON when it has none (never a compile error).
 
-use proc_macro2::{Literal, TokenStream};
+use proc_macro2::{Span, TokenStream};
 use quote::{quote, ToTokens};
-use syn::{Attribute, Expr, ExprLit, ExprUnary, GenericArgument, Lit, PathArguments, Type, UnOp};
+use syn::{
+    Attribute, Expr, ExprLit, ExprUnary, GenericArgument, Lit, LitStr, PathArguments, Type, UnOp,
+};
 
 use crate::attr::Rule;
 
@@ -21,70 +23,222 @@ pub(crate) struct SchemaField<'a> {
     pub(crate) tenant: Option<bool>,
 }
 
-/// The path of `::event_bus_core::__private` in the schema: the alias that `#[derive(Event)]`
-/// declares once in its block (`use ::event_bus_core::__private as __event_bus_private;`), so
-/// that each of the many paths in the description is one segment long (a fifth of the tokens
-/// to expand, resolve and check).
-pub(crate) fn private() -> TokenStream {
-    quote!(__event_bus_private)
-}
-
-/// The payload's `&'static PayloadSchema`.
+/// The payload's description: `&'static __private::EncodedSchema`, one string literal in the
+/// format of `event_bus_core::schema::model` (which decodes it when a schema is exported) and a
+/// schema function per distinct type the macro does not know. The description used to be
+/// nested constant expressions; as one literal it costs next to nothing to type-check and
+/// evaluate.
 pub(crate) fn payload(
     struct_attrs: &[Attribute],
     version: u32,
     none_as_null: bool,
     fields: &[SchemaField<'_>],
 ) -> TokenStream {
-    let p = private();
-    let struct_doc = doc(struct_attrs);
     let container = serde_flags(struct_attrs);
-    let deny_unknown_fields = container.deny_unknown_fields;
-    let container_default = container.default;
-    let fields = fields.iter().filter_map(|field| {
-        let flags = serde_flags(field.attrs);
-        if flags.skip_serializing {
-            return None;
-        }
-        let presence = if flags.flatten {
-            quote!(Flatten)
+    let mut out = Encoder::default();
+    out.number(u64::from(version));
+    out.flag(none_as_null);
+    out.flag(container.deny_unknown_fields);
+    out.flag(container.default);
+    out.string(&doc(struct_attrs));
+    let described: Vec<(&SchemaField<'_>, SerdeFlags)> = fields
+        .iter()
+        .map(|field| (field, serde_flags(field.attrs)))
+        .filter(|(_, flags)| !flags.skip_serializing)
+        .collect();
+    out.number(described.len() as u64);
+    for (field, flags) in described {
+        out.string(field.json_name);
+        out.string(&doc(field.attrs));
+        out.text.push(if flags.flatten {
+            'F'
         } else if flags.with {
-            quote!(Custom)
+            'C'
         } else if flags.default || flags.skip_serializing_if || flags.skip_deserializing {
-            quote!(Optional)
+            'O'
         } else {
-            quote!(Always)
-        };
-        let name = field.json_name;
-        let doc = doc(field.attrs);
-        let ty = type_schema(field.ty);
-        let tenant = match field.tenant {
-            None => quote!(#p::None),
-            Some(true) => quote!(#p::Some(#p::TenantRule::AnyString)),
-            Some(false) => quote!(#p::Some(#p::TenantRule::Uuid)),
-        };
-        let rules = field.rules.iter().map(rule);
-        Some(quote! {
-            #p::FieldSchema {
-                name: #name,
-                doc: #doc,
-                ty: #ty,
-                presence: #p::Presence::#presence,
-                tenant: #tenant,
-                rules: &[#(#rules),*],
-            }
-        })
-    });
-    quote! {
-        &#p::PayloadSchema {
-            doc: #struct_doc,
-            version: #version,
-            none_as_null: #none_as_null,
-            deny_unknown_fields: #deny_unknown_fields,
-            container_default: #container_default,
-            described: true,
-            fields: &[#(#fields),*],
+            'A'
+        });
+        out.text.push(match field.tenant {
+            None => '-',
+            Some(false) => 'U',
+            Some(true) => 'S',
+        });
+        out.ty(field.ty);
+        out.number(field.rules.len() as u64);
+        for rule in field.rules {
+            out.rule(rule);
         }
+    }
+    let text = LitStr::new(&out.text, Span::call_site());
+    let named = out.named.iter().map(|(_, function)| function);
+    quote! {
+        &::event_bus_core::__private::EncodedSchema {
+            text: #text,
+            named: &[#(#named),*],
+        }
+    }
+}
+
+/// The encoded description being written, and the schema functions of the named types in it.
+#[derive(Default)]
+struct Encoder {
+    text: String,
+    /// Each distinct named type's source text and its schema function.
+    named: Vec<(String, TokenStream)>,
+}
+
+impl Encoder {
+    fn number(&mut self, n: u64) {
+        self.text.push_str(&n.to_string());
+        self.text.push(',');
+    }
+
+    fn flag(&mut self, flag: bool) {
+        self.text.push(if flag { '1' } else { '0' });
+    }
+
+    fn string(&mut self, s: &str) {
+        self.number(s.len() as u64);
+        self.text.push_str(s);
+    }
+
+    /// `-`, or `+` and the value.
+    fn optional<T>(&mut self, value: Option<T>, write: impl FnOnce(&mut Self, T)) {
+        match value {
+            Some(value) => {
+                self.text.push('+');
+                write(self, value);
+            }
+            None => self.text.push('-'),
+        }
+    }
+
+    fn rule(&mut self, rule: &Rule) {
+        match rule {
+            Rule::NonEmpty(_) => self.text.push('e'),
+            Rule::Uuid(_) => self.text.push('U'),
+            Rule::Length { min, max, .. } => {
+                let bound = |lit: &Option<syn::LitInt>| {
+                    lit.as_ref().and_then(|l| l.base10_parse::<u64>().ok())
+                };
+                self.text.push('l');
+                self.optional(bound(min), Self::number);
+                self.optional(bound(max), Self::number);
+            }
+            Rule::Range { min, max, .. } => {
+                self.text.push('r');
+                self.optional(min.as_deref().and_then(number_text), |out, n| {
+                    out.string(&n)
+                });
+                self.optional(max.as_deref().and_then(number_text), |out, n| {
+                    out.string(&n)
+                });
+            }
+            Rule::Custom { function, .. } => {
+                let path = function.to_token_stream().to_string().replace(' ', "");
+                self.text.push('x');
+                self.string(&path);
+            }
+        }
+    }
+
+    /// A type, as the macro reads it from the source.
+    fn ty(&mut self, ty: &Type) {
+        match ty {
+            Type::Paren(t) => return self.ty(&t.elem),
+            Type::Group(t) => return self.ty(&t.elem),
+            Type::Reference(t) => return self.ty(&t.elem),
+            Type::Slice(t) => {
+                self.text.push('[');
+                return self.ty(&t.elem);
+            }
+            Type::Array(t) => {
+                self.text.push('[');
+                return self.ty(&t.elem);
+            }
+            Type::Tuple(t) if !t.elems.is_empty() => {
+                self.text.push('(');
+                self.number(t.elems.len() as u64);
+                for item in &t.elems {
+                    self.ty(item);
+                }
+                return;
+            }
+            Type::Path(path) if path.qself.is_none() => {
+                if let Some(last) = path.path.segments.last() {
+                    let name = last.ident.to_string();
+                    let args = type_args(&last.arguments);
+                    let (tag, inner) = match (name.as_str(), args.as_slice()) {
+                        ("bool", []) => ('b', None),
+                        (
+                            "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "u8" | "u16" | "u32"
+                            | "u64" | "u128" | "usize",
+                            [],
+                        ) => {
+                            self.text.push('i');
+                            return self.string(&name);
+                        }
+                        ("f32" | "f64", []) => ('n', None),
+                        ("String" | "str", []) => ('s', None),
+                        ("char", []) => ('c', None),
+                        ("Uuid", []) => ('u', None),
+                        ("DateTime", [_]) => ('D', None),
+                        ("NaiveDate", []) => ('d', None),
+                        ("NaiveDateTime", []) => ('T', None),
+                        ("NaiveTime", []) => ('t', None),
+                        ("Option", [inner]) => ('?', Some(*inner)),
+                        ("Vec" | "VecDeque" | "LinkedList", [item]) => ('[', Some(*item)),
+                        ("HashSet" | "BTreeSet" | "IndexSet", [item, ..]) => ('{', Some(*item)),
+                        ("HashMap" | "BTreeMap" | "IndexMap" | "Map", [_, value, ..]) => {
+                            ('m', Some(*value))
+                        }
+                        ("Box" | "Arc" | "Rc" | "Cow", [inner]) => return self.ty(inner),
+                        _ => ('N', None),
+                    };
+                    if tag != 'N' {
+                        self.text.push(tag);
+                        if let Some(inner) = inner {
+                            self.ty(inner);
+                        }
+                        return;
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.named(ty);
+    }
+
+    /// A type this module does not know: its `Schema` impl, if it has one, through a function
+    /// shared by the fields of the same type.
+    fn named(&mut self, ty: &Type) {
+        let rust = ty.to_token_stream().to_string().replace(' ', "");
+        self.text.push('N');
+        self.string(&rust);
+        // A type naming `Self` cannot be named inside the lookup function (and would recurse).
+        let mentions_self = ty.to_token_stream().into_iter().any(|t| contains_self(&t));
+        let index = if mentions_self {
+            self.named.push((
+                String::new(),
+                quote!(::event_bus_core::__private::no_schema),
+            ));
+            self.named.len() - 1
+        } else if let Some(i) = self.named.iter().position(|(text, _)| *text == rust) {
+            i
+        } else {
+            let function = quote! {{
+                fn __event_bus_schema() -> ::event_bus_core::__private::Option<::event_bus_core::__private::JsonValue> {
+                    #[allow(unused_imports)]
+                    use ::event_bus_core::__private::{ViaAny as _, ViaSchema as _};
+                    (&::event_bus_core::__private::SchemaOf::<#ty>::new()).__event_bus_schema()
+                }
+                __event_bus_schema
+            }};
+            self.named.push((rust, function));
+            self.named.len() - 1
+        };
+        self.number(index as u64);
     }
 }
 
@@ -158,39 +312,6 @@ fn serde_flags(attrs: &[Attribute]) -> SerdeFlags {
     flags
 }
 
-/// One rule, as `__private::RuleSchema`.
-fn rule(rule: &Rule) -> TokenStream {
-    let p = private();
-    let some_u64 =
-        |lit: &Option<syn::LitInt>| match lit.as_ref().and_then(|l| l.base10_parse::<u64>().ok()) {
-            Some(n) => {
-                let n = Literal::u64_suffixed(n);
-                quote!(#p::Some(#n))
-            }
-            None => quote!(#p::None),
-        };
-    let some_text = |expr: &Option<Box<Expr>>| match expr.as_deref().and_then(number_text) {
-        Some(text) => quote!(#p::Some(#text)),
-        None => quote!(#p::None),
-    };
-    match rule {
-        Rule::NonEmpty(_) => quote!(#p::RuleSchema::NonEmpty),
-        Rule::Uuid(_) => quote!(#p::RuleSchema::Uuid),
-        Rule::Length { min, max, .. } => {
-            let (min, max) = (some_u64(min), some_u64(max));
-            quote!(#p::RuleSchema::Length { min: #min, max: #max })
-        }
-        Rule::Range { min, max, .. } => {
-            let (min, max) = (some_text(min), some_text(max));
-            quote!(#p::RuleSchema::Range { min: #min, max: #max })
-        }
-        Rule::Custom { function, .. } => {
-            let path = function.to_token_stream().to_string().replace(' ', "");
-            quote!(#p::RuleSchema::Custom(#path))
-        }
-    }
-}
-
 /// A number literal as JSON text (`-5`, `1.5`).
 fn number_text(expr: &Expr) -> Option<String> {
     match expr {
@@ -231,101 +352,6 @@ fn type_args(args: &PathArguments) -> Vec<&Type> {
             })
             .collect(),
         _ => Vec::new(),
-    }
-}
-
-/// A type, as a `__private::TypeSchema` constant.
-fn type_schema(ty: &Type) -> TokenStream {
-    let p = private();
-    match ty {
-        Type::Paren(t) => return type_schema(&t.elem),
-        Type::Group(t) => return type_schema(&t.elem),
-        Type::Reference(t) => return type_schema(&t.elem),
-        Type::Slice(t) => {
-            let item = type_schema(&t.elem);
-            return quote!(#p::TypeSchema::Array(&#item));
-        }
-        Type::Array(t) => {
-            let item = type_schema(&t.elem);
-            return quote!(#p::TypeSchema::Array(&#item));
-        }
-        Type::Tuple(t) if !t.elems.is_empty() => {
-            let items = t.elems.iter().map(type_schema);
-            return quote!(#p::TypeSchema::Tuple(&[#(#items),*]));
-        }
-        Type::Path(path) if path.qself.is_none() => {
-            if let Some(last) = path.path.segments.last() {
-                let name = last.ident.to_string();
-                let args = type_args(&last.arguments);
-                let known = match (name.as_str(), args.as_slice()) {
-                    ("bool", []) => Some(quote!(#p::TypeSchema::Bool)),
-                    (
-                        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "u8" | "u16" | "u32"
-                        | "u64" | "u128" | "usize",
-                        [],
-                    ) => Some(quote!(#p::TypeSchema::Integer(#name))),
-                    ("f32" | "f64", []) => Some(quote!(#p::TypeSchema::Number)),
-                    ("String" | "str", []) => Some(quote!(#p::TypeSchema::String)),
-                    ("char", []) => Some(quote!(#p::TypeSchema::Char)),
-                    ("Uuid", []) => Some(quote!(#p::TypeSchema::Uuid)),
-                    ("DateTime", [_]) => Some(quote!(#p::TypeSchema::DateTime)),
-                    ("NaiveDate", []) => Some(quote!(#p::TypeSchema::Date)),
-                    ("NaiveDateTime", []) => Some(quote!(#p::TypeSchema::NaiveDateTime)),
-                    ("NaiveTime", []) => Some(quote!(#p::TypeSchema::NaiveTime)),
-                    ("Option", [inner]) => {
-                        let inner = type_schema(inner);
-                        Some(quote!(#p::TypeSchema::Option(&#inner)))
-                    }
-                    ("Vec" | "VecDeque" | "LinkedList", [item]) => {
-                        let item = type_schema(item);
-                        Some(quote!(#p::TypeSchema::Array(&#item)))
-                    }
-                    ("HashSet" | "BTreeSet" | "IndexSet", [item, ..]) => {
-                        let item = type_schema(item);
-                        Some(quote!(#p::TypeSchema::Set(&#item)))
-                    }
-                    ("HashMap" | "BTreeMap" | "IndexMap" | "Map", [_, value, ..]) => {
-                        let value = type_schema(value);
-                        Some(quote!(#p::TypeSchema::Map(&#value)))
-                    }
-                    ("Box" | "Arc" | "Rc" | "Cow", [inner]) => Some(type_schema(inner)),
-                    _ => None,
-                };
-                if let Some(known) = known {
-                    return known;
-                }
-            }
-        }
-        _ => {}
-    }
-    named(ty)
-}
-
-/// A type this module does not know: its `Schema` impl, if it has one.
-fn named(ty: &Type) -> TokenStream {
-    let p = private();
-    let rust = ty.to_token_stream().to_string().replace(' ', "");
-    // A type naming `Self` cannot be named inside the lookup function (and would recurse).
-    let mentions_self = ty.to_token_stream().into_iter().any(|t| contains_self(&t));
-    let lookup = if mentions_self {
-        quote!(#p::None)
-    } else {
-        quote! {
-            #[allow(unused_imports)]
-            use #p::{ViaAny as _, ViaSchema as _};
-            (&#p::SchemaOf::<#ty>::new()).__event_bus_schema()
-        }
-    };
-    quote! {
-        #p::TypeSchema::Named {
-            rust: #rust,
-            schema: {
-                fn __event_bus_schema() -> #p::Option<#p::JsonValue> {
-                    #lookup
-                }
-                __event_bus_schema
-            },
-        }
     }
 }
 

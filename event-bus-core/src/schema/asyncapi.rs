@@ -129,7 +129,8 @@ pub fn asyncapi(app: &AppInfo) -> Value {
     let mut streams: BTreeMap<(&str, &str), String> = BTreeMap::new();
 
     for (event_type, event) in &events {
-        let doc = event.schema.doc;
+        let schema = event.schema.decode();
+        let doc = schema.doc;
         let mut message = Map::new();
         message.insert("name".into(), (*event_type).into());
         message.insert("title".into(), (*event_type).into());
@@ -138,10 +139,7 @@ pub fn asyncapi(app: &AppInfo) -> Value {
             message.insert("description".into(), doc.into());
         }
         message.insert("contentType".into(), "application/json".into());
-        message.insert(
-            "payload".into(),
-            json::envelope(event_type, event.schema, false),
-        );
+        message.insert("payload".into(), json::envelope(event_type, &schema, false));
         message.insert("x-rust-type".into(), event.rust_type.into());
         messages.insert(id(event_type), Value::Object(message));
 

@@ -102,10 +102,10 @@ pub(crate) fn payload_schema(payload: &PayloadSchema) -> Value {
     let mut properties = Map::new();
     let mut required = Vec::new();
     let mut all_of = Vec::new();
-    for field in payload.fields {
-        let (inner, is_option) = match field.ty {
-            TypeSchema::Option(inner) => (inner, true),
-            ref other => (other, false),
+    for field in &payload.fields {
+        let (inner, is_option) = match &field.ty {
+            TypeSchema::Option(inner) => (&**inner, true),
+            other => (other, false),
         };
         let mut schema = match field.presence {
             Presence::Custom => json!({
@@ -117,7 +117,7 @@ pub(crate) fn payload_schema(payload: &PayloadSchema) -> Value {
             if let Some(tenant) = field.tenant {
                 apply_tenant(map, tenant);
             }
-            for rule in field.rules {
+            for rule in &field.rules {
                 apply_rule(map, rule);
             }
             if !field.doc.is_empty() {

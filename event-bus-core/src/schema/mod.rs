@@ -66,7 +66,7 @@ pub use asyncapi::{asyncapi, AppInfo};
 pub use compat::{check_compatible, Incompatibility, IncompatibilityKind};
 pub use snapshot::{SchemaSnapshot, SnapshotError, SnapshotProblem, SnapshotReport, UPDATE_ENV};
 
-use model::{PayloadSchema, TypeSchema};
+use model::{EncodedSchema, TypeSchema};
 
 /// A type that describes its JSON form as a JSON Schema: what a field of this type becomes in
 /// an event's schema.
@@ -235,15 +235,15 @@ impl<K, V: Schema> Schema for BTreeMap<K, V> {
 
 /// The payload schema of a derived event (what generated `Schema` impls return).
 #[doc(hidden)]
-pub fn payload_schema(payload: &PayloadSchema) -> Value {
-    json::payload_schema(payload)
+pub fn payload_schema(payload: &EncodedSchema) -> Value {
+    json::payload_schema(&payload.decode())
 }
 
 /// The JSON Schema of `E`'s envelope as the wire carries it: `{id, eventType, timestamp,
 /// payload}`, the payload described field by field. A standalone schema (`$schema`: draft
 /// 2020-12).
 pub fn json_schema<E: Event>() -> Value {
-    json::envelope(E::EVENT_TYPE, E::__SCHEMA, true)
+    json::envelope(E::EVENT_TYPE, &E::__SCHEMA.decode(), true)
 }
 
 /// The JSON Schema of the envelope of the registered event type `event_type` (see
@@ -260,7 +260,7 @@ pub fn json_schema<E: Event>() -> Value {
 pub fn json_schema_for(event_type: &str) -> Option<Value> {
     registered_events()
         .find(|e| e.event_type == event_type)
-        .map(|e| json::envelope(e.event_type, e.schema, true))
+        .map(|e| json::envelope(e.event_type, &e.schema.decode(), true))
 }
 
 /// The JSON Schema of every registered event type, by name (see [`json_schema`]).
@@ -268,7 +268,7 @@ pub fn json_schemas() -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     for event in registered_events() {
         out.entry(event.event_type.to_owned())
-            .or_insert_with(|| json::envelope(event.event_type, event.schema, true));
+            .or_insert_with(|| json::envelope(event.event_type, &event.schema.decode(), true));
     }
     out
 }

@@ -126,17 +126,23 @@ impl Reader {
         (n <= self.text.len() - self.at).then_some(n)
     }
 
+    /// A count, then that many items read with `item`.
+    fn list<T>(&mut self, item: fn(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        let count = self.count()?;
+        let mut items = Vec::with_capacity(count);
+        for _ in 0..count {
+            items.push(item(self)?);
+        }
+        Some(items)
+    }
+
     fn payload(&mut self) -> Option<PayloadSchema> {
         let version = u32::try_from(self.number()?).ok()?;
         let none_as_null = self.flag()?;
         let deny_unknown_fields = self.flag()?;
         let container_default = self.flag()?;
         let doc = self.string()?;
-        let count = self.count()?;
-        let mut fields = Vec::with_capacity(count);
-        for _ in 0..count {
-            fields.push(self.field()?);
-        }
+        let fields = self.list(Self::field)?;
         Some(PayloadSchema {
             doc,
             version,
@@ -165,11 +171,7 @@ impl Reader {
             _ => return None,
         };
         let ty = self.ty()?;
-        let count = self.count()?;
-        let mut rules = Vec::with_capacity(count);
-        for _ in 0..count {
-            rules.push(self.rule()?);
-        }
+        let rules = self.list(Self::rule)?;
         Some(FieldSchema {
             name,
             doc,
@@ -196,14 +198,7 @@ impl Reader {
             b'[' => TypeSchema::Array(Box::new(self.ty()?)),
             b'{' => TypeSchema::Set(Box::new(self.ty()?)),
             b'm' => TypeSchema::Map(Box::new(self.ty()?)),
-            b'(' => {
-                let count = self.count()?;
-                let mut items = Vec::with_capacity(count);
-                for _ in 0..count {
-                    items.push(self.ty()?);
-                }
-                TypeSchema::Tuple(items)
-            }
+            b'(' => TypeSchema::Tuple(self.list(Self::ty)?),
             b'N' => {
                 let rust = self.string()?;
                 let index = usize::try_from(self.number()?).ok()?;

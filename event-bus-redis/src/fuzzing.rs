@@ -108,12 +108,9 @@ pub fn stream_id(id: &str) -> Option<(u64, u64)> {
     StreamId::parse(id).map(StreamId::parts)
 }
 
-/// `<ms>-<seq>` as the consumer writes it: `Display` and the acknowledgement buffer.
-pub fn format_stream_id(ms: u64, seq: u64) -> (String, Vec<u8>) {
-    let id = StreamId::from_parts(ms, seq);
-    let mut buffer = b"left over".to_vec();
-    id.write_to(&mut buffer);
-    (id.to_string(), buffer)
+/// `<ms>-<seq>` as the consumer writes it.
+pub fn format_stream_id(ms: u64, seq: u64) -> String {
+    StreamId::from_parts(ms, seq).to_string()
 }
 
 /// Compares two ids as the consumer's `StreamId` orders them.

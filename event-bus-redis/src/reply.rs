@@ -6,8 +6,7 @@ use std::fmt;
 
 use redis::Value;
 
-/// A stream entry id, `<ms>-<seq>`, as a plain value: ids queued for acknowledgement carry no
-/// allocation from the task that handled the entry to the task that acknowledges it.
+/// A stream entry id, `<ms>-<seq>`, as a plain value that orders as Redis orders ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct StreamId {
     ms: u64,
@@ -15,12 +14,15 @@ pub(crate) struct StreamId {
 }
 
 impl StreamId {
-    /// Parses `<ms>-<seq>`; `None` for anything else.
+    /// Parses `<ms>-<seq>`, two decimal numbers of digits only (as Redis writes ids: no sign,
+    /// no spaces); `None` for anything else. Run once per acknowledged entry, so it is a plain
+    /// loop over the bytes.
     pub(crate) fn parse(id: &str) -> Option<Self> {
-        let (ms, seq) = id.split_once('-')?;
+        let bytes = id.as_bytes();
+        let dash = bytes.iter().position(|&b| b == b'-')?;
         Some(Self {
-            ms: ms.parse().ok()?,
-            seq: seq.parse().ok()?,
+            ms: decimal(&bytes[..dash])?,
+            seq: decimal(&bytes[dash + 1..])?,
         })
     }
 
@@ -35,15 +37,18 @@ impl StreamId {
     }
 }
 
-impl StreamId {
-    /// Writes `<ms>-<seq>` into `out` (cleared first).
-    pub(crate) fn write_to(self, out: &mut Vec<u8>) {
-        let mut digits = itoa::Buffer::new();
-        out.clear();
-        out.extend_from_slice(digits.format(self.ms).as_bytes());
-        out.push(b'-');
-        out.extend_from_slice(digits.format(self.seq).as_bytes());
+/// A `u64` written in decimal digits only; `None` if empty, not digits, or too large.
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
     }
+    digits.iter().try_fold(0u64, |n, &b| {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 impl fmt::Display for StreamId {
@@ -268,14 +273,26 @@ mod tests {
     fn stream_ids_round_trip() {
         let id = StreamId::parse("1732665600123-42").expect("an id");
         assert_eq!(id.to_string(), "1732665600123-42");
-        let mut bytes = b"left over".to_vec();
-        id.write_to(&mut bytes);
-        assert_eq!(bytes, b"1732665600123-42");
+        assert_eq!(id.parts(), (1_732_665_600_123, 42));
         assert_eq!(
             StreamId::parse("18446744073709551615-0").map(|i| i.to_string()),
             Some("18446744073709551615-0".to_owned())
         );
-        for bad in ["", "12", "12-", "-3", "a-1", "1-2-3", "1 -2"] {
+        assert!(StreamId::parse("0-0") < StreamId::parse("0-1"));
+        assert!(StreamId::parse("9-9") < StreamId::parse("10-0"));
+        for bad in [
+            "",
+            "12",
+            "12-",
+            "-3",
+            "a-1",
+            "1-2-3",
+            "1 -2",
+            "+1-2",
+            "1-+2",
+            "18446744073709551616-0",
+            "1-18446744073709551616",
+        ] {
             assert_eq!(StreamId::parse(bad), None, "{bad:?}");
         }
     }

@@ -19,12 +19,13 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::Backoff;
-use crate::reply::StreamId;
 
 /// One entry to acknowledge.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Ack {
-    pub(crate) id: StreamId,
+    /// Its id, as Redis sent it (checked to be one by whoever queues it): shared with the
+    /// delivery, written into the `XACK` as it is.
+    pub(crate) id: Arc<str>,
     /// Whether it counts as handled once acknowledged (a dead-lettered entry does not).
     pub(crate) handled: bool,
 }
@@ -100,28 +101,27 @@ impl Acks {
         buffer.is_empty() && self.sending.load(Ordering::Acquire) == 0
     }
 
-    /// `XACK stream group id...`; `text` is scratch space for formatting ids.
-    pub(crate) fn command(&self, acks: &[Ack], text: &mut Vec<u8>) -> redis::Cmd {
-        // An id is at most 41 characters (two u64 and a dash); typically 15 to 20.
-        let size = "XACK".len() + self.stream.len() + self.group.len() + acks.len() * 20;
+    /// `XACK stream group id...`.
+    pub(crate) fn command(&self, acks: &[Ack]) -> redis::Cmd {
+        let ids: usize = acks.iter().map(|a| a.id.len()).sum();
+        let size = "XACK".len() + self.stream.len() + self.group.len() + ids;
         let mut c = redis::Cmd::with_capacity(3 + acks.len(), size);
         c.arg("XACK").arg(&self.stream).arg(&self.group);
         for ack in acks {
-            ack.id.write_to(text);
-            c.arg(text.as_slice());
+            c.arg(ack.id.as_bytes());
         }
         c
     }
 
     /// Sends everything buffered, retrying a few times; what still fails goes back.
-    async fn flush(&self, conn: &mut Conn, text: &mut Vec<u8>) {
+    async fn flush(&self, conn: &mut Conn) {
         let acks = self.take();
         if acks.is_empty() {
             return;
         }
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
         for attempt in 1..=3 {
-            match self.command(&acks, text).query_async::<Value>(conn).await {
+            match self.command(&acks).query_async::<Value>(conn).await {
                 Ok(_) => {
                     self.confirmed(&acks);
                     return;
@@ -145,14 +145,13 @@ pub(crate) async fn flush_loop(
     cancel: CancellationToken,
     last_for: Duration,
 ) {
-    let mut text = Vec::new();
     loop {
         tokio::select! {
-            () = acks.wake.notified() => acks.flush(&mut conn, &mut text).await,
+            () = acks.wake.notified() => acks.flush(&mut conn).await,
             () = cancel.cancelled() => break,
         }
     }
-    if tokio::time::timeout(last_for, acks.flush(&mut conn, &mut text))
+    if tokio::time::timeout(last_for, acks.flush(&mut conn))
         .await
         .is_err()
     {

@@ -4,6 +4,7 @@
 //! dispatcher decides their fate as for any other delivery.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use event_bus_core::transport::{SubscriberCounters, WorkerPool};
@@ -120,7 +121,8 @@ async fn handle_claimed(
     for entry in claimed {
         if done.contains(&entry.id) {
             // Dead-lettered by a consumer that died before acknowledging.
-            if let Some(id) = StreamId::parse(&entry.id) {
+            if StreamId::parse(&entry.id).is_some() {
+                let id = Arc::from(entry.id);
                 shared.acks.push(Ack { id, handled: false }, true);
             }
             continue;

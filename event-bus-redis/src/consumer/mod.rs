@@ -211,10 +211,12 @@ impl ConsumerShared {
 
     /// Queues the acknowledgement of `message`.
     fn acknowledge(&self, message: &Message, handled: bool) {
-        match StreamId::parse(&message.id) {
-            Some(id) => self.acks.push(Ack { id, handled }, !message.in_place),
-            None => tracing::error!(stream = %self.stream, id = %message.id,
-                "not a stream entry id; cannot acknowledge it"),
+        if StreamId::parse(&message.id).is_some() {
+            let id = Arc::clone(&message.id);
+            self.acks.push(Ack { id, handled }, !message.in_place);
+        } else {
+            tracing::error!(stream = %self.stream, id = %message.id,
+                "not a stream entry id; cannot acknowledge it");
         }
     }
 

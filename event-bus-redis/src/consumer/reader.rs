@@ -66,7 +66,6 @@ pub(crate) async fn read_loop(
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let block_ms = u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1);
-    let mut text = Vec::new();
     while !stop.is_cancelled() {
         // A partition another consumer of the group owns is not read here.
         if !shared.begin_read() {
@@ -84,7 +83,7 @@ pub(crate) async fn read_loop(
             conn.query(&xreadgroup(&shared, count, Some(block_ms)))
                 .await
         } else {
-            let xack = shared.acks.command(&acks, &mut text);
+            let xack = shared.acks.command(&acks);
             match conn
                 .query_pair(xack, xreadgroup(&shared, count, None))
                 .await

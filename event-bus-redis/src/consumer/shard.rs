@@ -197,18 +197,11 @@ fn xread(shard: &Shard, streams: &[usize], block_ms: Option<u64>) -> redis::Cmd 
     for &s in streams {
         read.arg(&shard.streams[s].key);
     }
-    let mut text = Vec::new();
     for &s in streams {
         match shard.streams[s].seen {
-            Some(id) => {
-                text.clear();
-                id.write_to(&mut text);
-                read.arg(text.as_slice());
-            }
-            None => {
-                read.arg("0-0");
-            }
-        }
+            Some(id) => read.arg(id.to_string()),
+            None => read.arg("0-0"),
+        };
     }
     read
 }

@@ -75,8 +75,7 @@ return 0
 type Id = (u64, u64);
 
 pub(crate) fn parse_id(id: &str) -> Option<Id> {
-    let (ms, seq) = id.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
+    crate::reply::StreamId::parse(id).map(crate::reply::StreamId::parts)
 }
 
 /// What `XINFO STREAM` says.

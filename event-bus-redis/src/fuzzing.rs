@@ -108,6 +108,12 @@ pub fn stream_id(id: &str) -> Option<(u64, u64)> {
     StreamId::parse(id).map(StreamId::parts)
 }
 
+/// Whether the consumer takes `id` for a stream entry id when acknowledging it (the same as
+/// [`stream_id`] accepting it).
+pub fn is_stream_id(id: &str) -> bool {
+    reply::is_stream_id(id)
+}
+
 /// `<ms>-<seq>` as the consumer writes it.
 pub fn format_stream_id(ms: u64, seq: u64) -> String {
     StreamId::from_parts(ms, seq).to_string()

@@ -37,6 +37,23 @@ impl StreamId {
     }
 }
 
+/// Whether `id` is one [`StreamId::parse`] accepts: checked without computing the numbers,
+/// since it runs once per acknowledged entry (only a part of 20 digits or more, which may
+/// exceed `u64`, is parsed).
+pub(crate) fn is_stream_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    let Some(dash) = bytes.iter().position(|&b| b == b'-') else {
+        return false;
+    };
+    let (ms, seq) = (&bytes[..dash], &bytes[dash + 1..]);
+    let digits = |part: &[u8]| match part.len() {
+        0 => false,
+        1..=19 => part.iter().all(u8::is_ascii_digit),
+        _ => decimal(part).is_some(),
+    };
+    digits(ms) && digits(seq)
+}
+
 /// A `u64` written in decimal digits only; `None` if empty, not digits, or too large.
 fn decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
@@ -279,6 +296,14 @@ mod tests {
             Some("18446744073709551615-0".to_owned())
         );
         assert!(StreamId::parse("0-0") < StreamId::parse("0-1"));
+        for good in [
+            "0-0",
+            "1732665600123-42",
+            "18446744073709551615-18446744073709551615",
+            "000000000000000000000001-0",
+        ] {
+            assert!(is_stream_id(good), "{good:?}");
+        }
         assert!(StreamId::parse("9-9") < StreamId::parse("10-0"));
         for bad in [
             "",
@@ -292,7 +317,9 @@ mod tests {
             "1-+2",
             "18446744073709551616-0",
             "1-18446744073709551616",
+            "123456789012345678901-0",
         ] {
+            assert!(!is_stream_id(bad), "{bad:?}");
             assert_eq!(StreamId::parse(bad), None, "{bad:?}");
         }
     }

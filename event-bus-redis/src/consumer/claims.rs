@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::acks::Ack;
 use super::{ConsumerShared, RedisSink};
 use crate::dead_letter;
-use crate::reply::{self, Entry, StreamId};
+use crate::reply::{self, Entry};
 use crate::runs;
 
 /// The history of claimed entries: (failed runs, deliveries) by id.
@@ -121,7 +121,7 @@ async fn handle_claimed(
     for entry in claimed {
         if done.contains(&entry.id) {
             // Dead-lettered by a consumer that died before acknowledging.
-            if StreamId::parse(&entry.id).is_some() {
+            if reply::is_stream_id(&entry.id) {
                 let id = Arc::from(entry.id);
                 shared.acks.push(Ack { id, handled: false }, true);
             }

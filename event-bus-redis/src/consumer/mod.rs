@@ -44,7 +44,7 @@ use crate::config::RedisConfig;
 use crate::connection::{Backoff, BlockingConnection};
 use crate::dead_letter::{self, DeadLetterFields};
 use crate::keys::{dead_letter_stream, runs_key};
-use crate::reply::{self, Entry, StreamId};
+use crate::reply::{self, Entry};
 use crate::runs;
 use acks::{Ack, Acks};
 use leases::Leases;
@@ -211,7 +211,7 @@ impl ConsumerShared {
 
     /// Queues the acknowledgement of `message`.
     fn acknowledge(&self, message: &Message, handled: bool) {
-        if StreamId::parse(&message.id).is_some() {
+        if reply::is_stream_id(&message.id) {
             let id = Arc::clone(&message.id);
             self.acks.push(Ack { id, handled }, !message.in_place);
         } else {

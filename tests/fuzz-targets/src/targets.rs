@@ -181,6 +181,7 @@ pub fn stream_id(data: &[u8]) {
 pub fn stream_id_text(id: &str) {
     let parsed = parse::stream_id(id);
     assert_eq!(parse::trimming_id(id), parsed);
+    assert_eq!(parse::is_stream_id(id), parsed.is_some());
     let millis = parse::id_millis(id);
     if let Some((ms, seq)) = parsed {
         assert_eq!(parse::retention_id(id), (ms, seq));

@@ -215,20 +215,32 @@ pub(crate) mod js_timestamp {
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        use chrono::Datelike;
-        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        let ts = DateTime::parse_from_rfc3339(&text)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| {
-                serde::de::Error::custom(format_args!("invalid timestamp {text:?}: {e}"))
-            })?;
-        // `0000-01-01T00:30:00+01:00` is valid RFC 3339, but in UTC it falls in year -1.
-        if !YEARS.contains(&ts.year()) {
-            return Err(serde::de::Error::custom(format_args!(
-                "invalid timestamp {text:?}: outside the years 0000 to 9999 in UTC"
-            )));
+        d.deserialize_str(Rfc3339)
+    }
+
+    /// Reads the text where it lies: no `String` per envelope.
+    struct Rfc3339;
+
+    impl serde::de::Visitor<'_> for Rfc3339 {
+        type Value = DateTime<Utc>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
         }
-        Ok(ts)
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<DateTime<Utc>, E> {
+            use chrono::Datelike;
+            let ts = DateTime::parse_from_rfc3339(text)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| E::custom(format_args!("invalid timestamp {text:?}: {e}")))?;
+            // `0000-01-01T00:30:00+01:00` is valid RFC 3339, but in UTC it falls in year -1.
+            if !YEARS.contains(&ts.year()) {
+                return Err(E::custom(format_args!(
+                    "invalid timestamp {text:?}: outside the years 0000 to 9999 in UTC"
+                )));
+            }
+            Ok(ts)
+        }
     }
 
     pub(crate) fn format(ts: &DateTime<Utc>) -> String {

@@ -578,7 +578,7 @@ impl Sink for MemorySink {
         self.bus.settle_one();
     }
 
-    async fn dead_letter(&self, message: Message, failure: Failure, give_up: GiveUp) {
+    async fn dead_letter(&self, mut message: Message, failure: Failure, give_up: GiveUp) {
         let id = self.bus.next_id();
         let reason = give_up.describe(message.runs);
         tracing::warn!(
@@ -601,7 +601,7 @@ impl Sink for MemorySink {
             error: failure.message,
             kind: failure.kind,
             dead_lettered_at: Utc::now(),
-            payload: message.payload,
+            payload: std::mem::take(&mut message.payload),
             foreign: false,
         };
         {

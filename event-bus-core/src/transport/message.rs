@@ -25,7 +25,37 @@ pub struct Message {
     /// runs on the feeder's own task: the feeder knows its outcome when `handle` returns, so a
     /// sink may leave work for the feeder to do for a whole batch at once (acknowledging, say).
     pub in_place: bool,
-    hold: Option<Box<dyn Send + Sync>>,
+    hold: Option<(Arc<dyn Release>, usize)>,
+}
+
+/// How a transport learns that a delivery it handed out has ended, however it ended (handled,
+/// dead-lettered, or abandoned at shutdown): to keep a lease on what is in flight, say. See
+/// [`Message::holding`].
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+/// use event_bus_core::transport::{Message, Release};
+///
+/// #[derive(Default)]
+/// struct InFlight(AtomicUsize);
+///
+/// impl Release for InFlight {
+///     fn release(&self, _token: usize) {
+///         self.0.fetch_sub(1, Ordering::Relaxed);
+///     }
+/// }
+///
+/// let in_flight = Arc::new(InFlight::default());
+/// in_flight.0.fetch_add(1, Ordering::Relaxed);
+/// let message = Message::new("1-0", b"{}".to_vec()).holding(in_flight.clone(), 7);
+/// assert_eq!(in_flight.0.load(Ordering::Relaxed), 1);
+/// drop(message);
+/// assert_eq!(in_flight.0.load(Ordering::Relaxed), 0);
+/// ```
+pub trait Release: Send + Sync + 'static {
+    /// The delivery marked with `token` ended.
+    fn release(&self, token: usize);
 }
 
 impl Message {
@@ -63,12 +93,23 @@ impl Message {
         self
     }
 
-    /// Attaches a value dropped when the delivery ends, however it ends (handled,
+    /// Has `owner` told, with `token`, when the delivery ends, however it ends (handled,
     /// dead-lettered, or abandoned at shutdown): how a transport tracks what is in flight, to
-    /// keep its lease on it.
-    pub fn holding(mut self, guard: impl Send + Sync + 'static) -> Self {
-        self.hold = Some(Box::new(guard));
+    /// keep its lease on it. A message holds one such hook; setting another releases the first.
+    /// No allocation per message: the owner is shared, the token says which delivery it is.
+    pub fn holding(mut self, owner: Arc<dyn Release>, token: usize) -> Self {
+        if let Some((previous, token)) = self.hold.replace((owner, token)) {
+            previous.release(token);
+        }
         self
+    }
+}
+
+impl Drop for Message {
+    fn drop(&mut self) {
+        if let Some((owner, token)) = self.hold.take() {
+            owner.release(token);
+        }
     }
 }
 

@@ -26,6 +26,6 @@ pub use crate::registry::{Resolved, Selection};
 pub use crate::stats::SubscriberCounters;
 pub use builder::bus_builder_options;
 pub use dedupe::{Claim, Dedupe, DedupeStore};
-pub use message::Message;
+pub use message::{Message, Release};
 pub use options::BusOptions;
 pub use pool::{Sink, WorkerPool};

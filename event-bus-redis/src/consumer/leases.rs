@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::connection::Conn;
+use event_bus_core::transport::Release;
 use redis::{RedisResult, Script};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -44,19 +45,14 @@ struct Slots {
     free: Vec<usize>,
 }
 
-/// One held entry; dropping it ends the lease.
-#[derive(Debug)]
-pub(crate) struct Lease {
-    leases: Arc<Leases>,
-    slot: usize,
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        let mut held = self.leases.held();
-        if let Some(slot) = held.slots.get_mut(self.slot) {
-            *slot = None;
-            held.free.push(self.slot);
+/// A delivery's end ends the lease on its entry: the token is the entry's slot.
+impl Release for Leases {
+    fn release(&self, slot: usize) {
+        let mut held = self.held();
+        if let Some(entry) = held.slots.get_mut(slot) {
+            if entry.take().is_some() {
+                held.free.push(slot);
+            }
         }
     }
 }
@@ -66,11 +62,12 @@ impl Leases {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers `id`, read or claimed at `read_at` (its idle time was zero then).
-    pub(crate) fn hold(self: &Arc<Self>, id: &Arc<str>, read_at: Instant) -> Lease {
+    /// Registers `id`, read or claimed at `read_at` (its idle time was zero then); returns
+    /// its slot, the token that [`Release::release`] takes to end the lease.
+    pub(crate) fn hold(&self, id: &Arc<str>, read_at: Instant) -> usize {
         let entry = Some((Arc::clone(id), read_at));
         let mut held = self.held();
-        let slot = match held.free.pop() {
+        match held.free.pop() {
             Some(slot) => {
                 held.slots[slot] = entry;
                 slot
@@ -79,10 +76,6 @@ impl Leases {
                 held.slots.push(entry);
                 held.slots.len() - 1
             }
-        };
-        Lease {
-            leases: Arc::clone(self),
-            slot,
         }
     }
 

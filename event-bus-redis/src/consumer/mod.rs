@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use crate::connection::Conn;
 use event_bus_core::transport::{
-    Dispatcher, GiveUp, Message, Sink, SubscriberCounters, WorkerPool,
+    Dispatcher, GiveUp, Message, Release, Sink, SubscriberCounters, WorkerPool,
 };
 use event_bus_core::{Failure, ShutdownError, SubscriberHealth};
 use redis::{cmd, RedisResult, Value};
@@ -146,18 +146,19 @@ impl ConsumerShared {
         read_at: Instant,
     ) -> Option<Message> {
         let id: Arc<str> = Arc::from(std::mem::take(&mut entry.id));
-        let lease = self.leases.hold(&id, read_at);
+        let slot = self.leases.hold(&id, read_at);
+        let leases: Arc<dyn Release> = self.leases.clone();
         match entry.take_field("event") {
             Some(payload) => Some(
                 Message::new(id, payload)
                     .with_history(runs, deliveries)
-                    .holding(lease),
+                    .holding(leases, slot),
             ),
             None => {
                 let message = Message::new(id, Vec::new())
                     .with_history(runs, deliveries)
                     .with_fields(entry.into_text_fields())
-                    .holding(lease);
+                    .holding(leases, slot);
                 pool.sink()
                     .dead_letter(
                         message,

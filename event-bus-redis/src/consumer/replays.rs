@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connection::Conn;
-use event_bus_core::transport::{Message, WorkerPool};
+use event_bus_core::transport::{Message, Release, WorkerPool};
 use redis::streams::StreamInfoConsumersReply;
 use redis::{cmd, RedisResult, Value};
 use tokio::time::Instant;
@@ -92,10 +92,17 @@ impl ReplaySignal {
 
 /// Set when the replay's message is dropped: its outcome has been carried out (or it was not
 /// taken).
-struct Ended(Arc<AtomicBool>);
+#[derive(Default)]
+struct Ended(AtomicBool);
 
-impl Drop for Ended {
-    fn drop(&mut self) {
+impl Ended {
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+impl Release for Ended {
+    fn release(&self, _: usize) {
         self.0.store(true, Ordering::Release);
     }
 }
@@ -103,7 +110,7 @@ impl Drop for Ended {
 /// A request this consumer holds.
 struct Held {
     letter: String,
-    ended: Arc<AtomicBool>,
+    ended: Arc<Ended>,
 }
 
 /// One consumer's replay requests.
@@ -265,7 +272,7 @@ impl Replays {
             let Some(held) = self.held.get(&id) else {
                 continue;
             };
-            if !held.ended.load(Ordering::Acquire) {
+            if !held.ended.is_set() {
                 running.push(id);
                 continue;
             }
@@ -347,10 +354,10 @@ impl Replays {
         }
         tracing::info!(stream = %shared.stream, group = %shared.group, dead_letter = %letter_id,
             request = %request.id, "replaying a dead letter on request");
-        let ended = Arc::new(AtomicBool::new(false));
+        let ended = Arc::new(Ended::default());
         let message = Message::new(letter.source_message_id.as_str(), letter.payload)
             .replaying(letter.id.as_str())
-            .holding(Ended(Arc::clone(&ended)));
+            .holding(ended.clone(), 0);
         // Not taken (shutting down): the guard is dropped, and the next round (or another
         // consumer) settles or replays it.
         pool.submit(message).await;
@@ -370,15 +377,15 @@ impl Replays {
         shared: &ConsumerShared,
         pool: &WorkerPool<RedisSink>,
         letter: &str,
-    ) -> Option<Arc<AtomicBool>> {
+    ) -> Option<Arc<Ended>> {
         let mut conn = shared.conn.clone();
         let letter = crate::admin::dead_letter(&mut conn, &shared.dl_stream, letter)
             .await
             .ok()??;
-        let ended = Arc::new(AtomicBool::new(false));
+        let ended = Arc::new(Ended::default());
         let message = Message::new(letter.source_message_id.as_str(), letter.payload)
             .replaying(letter.id.as_str())
-            .holding(Ended(Arc::clone(&ended)));
+            .holding(ended.clone(), 0);
         pool.submit(message).await;
         Some(ended)
     }

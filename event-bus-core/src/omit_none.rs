@@ -7,7 +7,9 @@
 //! writes the value as a map (`#[serde(flatten)]`), is skipped when its value serialises as
 //! `none`. Whether it does is asked first with [`is_none`], a serializer that answers at the
 //! value's first call without writing or allocating anything; only then is the field written,
-//! once, by the real serializer. Nested values are the real serializer's alone, so `null`s
+//! once, by the real serializer. [`is_none`] says it is not human-readable, so that a type with
+//! a text form (a `Uuid`, say) answers from its compact form instead of formatting its text
+//! first: in serde's data model an `Option` is `none` or not the same way in every format. Nested values are the real serializer's alone, so `null`s
 //! inside them, `Some(Value::Null)` and unit values are written as serde writes them.
 
 use std::fmt;
@@ -29,8 +31,8 @@ impl<T: Serialize + ?Sized> Serialize for OmitNone<'_, T> {
 
 /// Whether `value` serialises as `none` (`Option::None`, or a newtype struct around one): asked
 /// of the value's `Serialize` impl, which answers at its first serializer call.
-pub(crate) fn is_none<T: Serialize + ?Sized>(value: &T, human_readable: bool) -> bool {
-    matches!(value.serialize(IsNone { human_readable }), Ok(true))
+pub(crate) fn is_none<T: Serialize + ?Sized>(value: &T) -> bool {
+    matches!(value.serialize(IsNone), Ok(true))
 }
 
 /// The serializer of the value itself: forwards everything, and wraps the struct and map
@@ -145,10 +147,8 @@ impl<S: Serializer> Serializer for TopLevel<S> {
     }
 
     fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, Self::Error> {
-        let human_readable = self.0.is_human_readable();
         Ok(OmitMap {
             inner: self.0.serialize_map(len)?,
-            human_readable,
             pending_key: None,
         })
     }
@@ -158,10 +158,8 @@ impl<S: Serializer> Serializer for TopLevel<S> {
         name: &'static str,
         len: usize,
     ) -> Result<Self::SerializeStruct, Self::Error> {
-        let human_readable = self.0.is_human_readable();
         Ok(OmitStruct {
             inner: self.0.serialize_struct(name, len)?,
-            human_readable,
         })
     }
 
@@ -188,7 +186,6 @@ impl<S: Serializer> Serializer for TopLevel<S> {
 /// A struct's fields, `None` ones skipped.
 pub(crate) struct OmitStruct<M> {
     inner: M,
-    human_readable: bool,
 }
 
 impl<M: SerializeStruct> SerializeStruct for OmitStruct<M> {
@@ -201,7 +198,7 @@ impl<M: SerializeStruct> SerializeStruct for OmitStruct<M> {
         key: &'static str,
         value: &T,
     ) -> Result<(), Self::Error> {
-        if is_none(value, self.human_readable) {
+        if is_none(value) {
             self.inner.skip_field(key)
         } else {
             self.inner.serialize_field(key, value)
@@ -221,7 +218,6 @@ impl<M: SerializeStruct> SerializeStruct for OmitStruct<M> {
 /// skipped.
 pub(crate) struct OmitMap<M> {
     inner: M,
-    human_readable: bool,
     /// A key given alone (`serialize_key`), held until its value shows whether the entry is
     /// written. Only text keys are held; any other key is written at once, and its entry kept.
     pending_key: Option<String>,
@@ -244,7 +240,7 @@ impl<M: SerializeMap> SerializeMap for OmitMap<M> {
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
         match self.pending_key.take() {
             Some(key) => {
-                if is_none(value, self.human_readable) {
+                if is_none(value) {
                     Ok(())
                 } else {
                     self.inner.serialize_entry(&key, value)
@@ -260,7 +256,7 @@ impl<M: SerializeMap> SerializeMap for OmitMap<M> {
         key: &K,
         value: &V,
     ) -> Result<(), Self::Error> {
-        if is_none(value, self.human_readable) {
+        if is_none(value) {
             Ok(())
         } else {
             self.inner.serialize_entry(key, value)
@@ -302,9 +298,7 @@ macro_rules! answer {
 
 /// Answers whether a value serialises as `none`, at the value's first call, without looking
 /// further: `Some(_)` is not `None` whatever it holds, and a compound value stops at once.
-struct IsNone {
-    human_readable: bool,
-}
+struct IsNone;
 
 impl Serializer for IsNone {
     type Ok = bool;
@@ -426,8 +420,10 @@ impl Serializer for IsNone {
         Ok(false)
     }
 
+    /// Not human-readable: a `Uuid` then hands over its 16 bytes instead of formatting its
+    /// 36 characters, and a `none` is a `none` either way.
     fn is_human_readable(&self) -> bool {
-        self.human_readable
+        false
     }
 }
 
@@ -686,15 +682,42 @@ mod tests {
 
     #[test]
     fn the_probe_answers_without_looking_inside() {
-        assert!(is_none(&None::<u8>, true));
-        assert!(is_none(&Wrapper(None), true));
-        assert!(!is_none(&Some(Value::Null), true));
-        assert!(!is_none(&Value::Null, true));
-        assert!(!is_none(&Some(None::<u8>), true));
-        assert!(!is_none(&json!({"a": null}), true));
-        assert!(!is_none(&vec![None::<u8>], true));
-        assert!(!is_none(&uuid::Uuid::nil(), true));
-        assert!(!is_none(&chrono::DateTime::<chrono::Utc>::MIN_UTC, true));
+        assert!(is_none(&None::<u8>));
+        assert!(is_none(&Wrapper(None)));
+        assert!(!is_none(&Some(Value::Null)));
+        assert!(!is_none(&Value::Null));
+        assert!(!is_none(&Some(None::<u8>)));
+        assert!(!is_none(&json!({"a": null})));
+        assert!(!is_none(&vec![None::<u8>]));
+        assert!(!is_none(&uuid::Uuid::nil()));
+        assert!(!is_none(&chrono::DateTime::<chrono::Utc>::MIN_UTC));
+    }
+
+    /// Written as text only where the format is human-readable, counting how often it was.
+    struct TextWhenReadable(std::cell::Cell<u32>);
+
+    impl Serialize for TextWhenReadable {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            if s.is_human_readable() {
+                self.0.set(self.0.get() + 1);
+                s.serialize_str("text")
+            } else {
+                s.serialize_u8(0)
+            }
+        }
+    }
+
+    #[test]
+    fn the_probe_takes_the_compact_form_and_the_output_the_readable_one() {
+        #[derive(Serialize)]
+        struct Row<'a> {
+            value: &'a TextWhenReadable,
+        }
+        let value = TextWhenReadable(std::cell::Cell::new(0));
+        assert!(!is_none(&value));
+        assert_eq!(value.0.get(), 0, "the probe formatted the text form");
+        assert_eq!(omit(&Row { value: &value }), r#"{"value":"text"}"#);
+        assert_eq!(value.0.get(), 1);
     }
 
     #[test]

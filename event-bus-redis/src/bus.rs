@@ -2,7 +2,7 @@
 //! subscriber (and reporting the groups no subscriber owns), and the dead-letter operations.
 
 use std::collections::{BTreeSet, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -106,6 +106,9 @@ struct BusInner {
     /// Event types whose groups are known to exist before `start` (a copy of
     /// `StartState::early_groups` that a publish reads without waiting).
     early_groups: Mutex<HashSet<&'static str>>,
+    /// Set once a publish before `start` found that the bus runs no subscriber at all (a
+    /// publisher's bus): later publishes then skip the group check at once.
+    no_subscribers: AtomicBool,
     started: Mutex<Vec<Started>>,
     /// The bus's shutdown signal; every consumer's tasks take a child of it.
     stop: CancellationToken,
@@ -288,11 +291,12 @@ impl BusInner {
         &self,
         event_type: &'static str,
     ) -> Result<(), PublishError> {
-        if self
-            .early_groups
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(event_type)
+        if self.no_subscribers.load(Ordering::Relaxed)
+            || self
+                .early_groups
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(event_type)
         {
             return Ok(());
         }
@@ -304,6 +308,10 @@ impl BusInner {
         let Ok(resolved) = self.config.common.selection.resolve() else {
             return Ok(());
         };
+        if resolved.subscribers.is_empty() {
+            self.no_subscribers.store(true, Ordering::Relaxed);
+            return Ok(());
+        }
         let mut conn = self.conn.clone();
         for sub in resolved
             .subscribers
@@ -547,6 +555,7 @@ impl RedisBus {
                 phase: AtomicU8::new(BUILDING),
                 starting: tokio::sync::Mutex::new(StartState::default()),
                 early_groups: Mutex::new(HashSet::new()),
+                no_subscribers: AtomicBool::new(false),
                 started: Mutex::new(Vec::new()),
                 stop: CancellationToken::new(),
             }),

@@ -210,9 +210,12 @@ impl SubscriberMetrics {
     pub(crate) fn handler_ran(&self, took: Duration, published_at: Option<DateTime<Utc>>) {
         self.handler_duration.record(took.as_secs_f64());
         if let Some(at) = published_at {
-            // A publisher's clock ahead of ours counts as no delay, not a negative one.
-            let ms = (Utc::now() - at).num_milliseconds().max(0);
-            self.end_to_end.record(ms as f64 / 1000.0);
+            // A publisher's clock ahead of ours counts as no delay, not a negative one. In
+            // `SystemTime`s: no calendar arithmetic per event.
+            let delay = std::time::SystemTime::now()
+                .duration_since(at.into())
+                .unwrap_or_default();
+            self.end_to_end.record(delay.as_millis() as f64 / 1000.0);
         }
     }
 

@@ -9,8 +9,9 @@
 //! value's first call without writing or allocating anything; only then is the field written,
 //! once, by the real serializer. [`is_none`] says it is not human-readable, so that a type with
 //! a text form (a `Uuid`, say) answers from its compact form instead of formatting its text
-//! first: in serde's data model an `Option` is `none` or not the same way in every format. Nested values are the real serializer's alone, so `null`s
-//! inside them, `Some(Value::Null)` and unit values are written as serde writes them.
+//! first: in serde's data model an `Option` is `none` or not the same way in every format.
+//! Nested values are the real serializer's alone, so `null`s inside them, `Some(Value::Null)`
+//! and unit values are written as serde writes them.
 
 use std::fmt;
 

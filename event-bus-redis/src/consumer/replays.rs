@@ -5,7 +5,7 @@
 //! ([`crate::admin::request_replay`] writes it, and creates the stream's consumer group, named
 //! like the subscriber). Each maintenance round, a consumer of the group:
 //!
-//! 1. settles the requests it holds whose replay has ended (the message and its guard are
+//! 1. settles the requests it holds whose replay has ended (the message is
 //!    dropped by the pool once the sink has acted on the outcome): if the dead letter is gone
 //!    (deleted after the handler succeeded, or replaced by a new letter), the request is
 //!    acknowledged and deleted; if it is still there (the sink could not write or delete), the
@@ -358,8 +358,8 @@ impl Replays {
         let message = Message::new(letter.source_message_id.as_str(), letter.payload)
             .replaying(letter.id.as_str())
             .holding(ended.clone(), 0);
-        // Not taken (shutting down): the guard is dropped, and the next round (or another
-        // consumer) settles or replays it.
+        // Not taken (shutting down): the message is dropped, which marks it ended, and the
+        // next round (or another consumer) settles or replays it.
         pool.submit(message).await;
         self.held.insert(
             request.id,

@@ -118,7 +118,11 @@ pub fn dead_letter(data: &[u8]) {
 /// linked in; a typed decode re-encodes to what decodes again to the same, and gives a workflow
 /// entry.
 pub fn envelope(data: &[u8]) {
-    let declared = serde_json::from_slice::<serde_json::Value>(data)
+    // The `eventType` as the seed reads it: its Redis client turns the entry's bytes into text
+    // (invalid UTF-8 becomes U+FFFD) before `JSON.parse`. Read strictly, invalid UTF-8 in a
+    // string no decoder looks at (an unknown payload key, which serde_json skips without
+    // checking) would hide a declared type that the decode rightly found.
+    let declared = serde_json::from_str::<serde_json::Value>(&String::from_utf8_lossy(data))
         .ok()
         .and_then(|v| {
             v.get("eventType")

@@ -37,21 +37,9 @@ impl StreamId {
     }
 }
 
-/// Whether `id` is one [`StreamId::parse`] accepts: checked without computing the numbers,
-/// since it runs once per acknowledged entry (only a part of 20 digits or more, which may
-/// exceed `u64`, is parsed).
+/// Whether `id` is one [`StreamId::parse`] accepts (what `XACK` takes).
 pub(crate) fn is_stream_id(id: &str) -> bool {
-    let bytes = id.as_bytes();
-    let Some(dash) = bytes.iter().position(|&b| b == b'-') else {
-        return false;
-    };
-    let (ms, seq) = (&bytes[..dash], &bytes[dash + 1..]);
-    let digits = |part: &[u8]| match part.len() {
-        0 => false,
-        1..=19 => part.iter().all(u8::is_ascii_digit),
-        _ => decimal(part).is_some(),
-    };
-    digits(ms) && digits(seq)
+    StreamId::parse(id).is_some()
 }
 
 /// A `u64` written in decimal digits only; `None` if empty, not digits, or too large.

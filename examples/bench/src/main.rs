@@ -96,6 +96,11 @@ struct Cli {
     #[arg(long, default_value = "same", value_parser = ["same", "floor"])]
     live_publisher: String,
 
+    /// Run one side only (`event-bus` or `floor`), for figures of one side alone (profiles,
+    /// one process per side); the table then has no ratios.
+    #[arg(long, value_parser = ["event-bus", "floor"])]
+    only: Option<String>,
+
     /// A subscriber that handles nothing for this many seconds fails the run.
     #[arg(long, default_value_t = 30)]
     stall_seconds: u64,
@@ -208,6 +213,11 @@ async fn main() -> ExitCode {
         inflight: cli.inflight,
         w4_subscribers: cli.w4_subscribers,
         floor_publisher: cli.live_publisher == "floor",
+        only: match cli.only.as_deref() {
+            Some("event-bus") => Some(Side::Ours),
+            Some("floor") => Some(Side::Floor),
+            _ => None,
+        },
         stall: Duration::from_secs(cli.stall_seconds),
         batch: cli.batch,
         cluster_nodes: cli.cluster_nodes.clone(),
@@ -268,10 +278,14 @@ async fn main() -> ExitCode {
     println!();
     println!(
         "event-bus benchmark: Redis {version}, {cores} cores, envelope {event_bytes} bytes, \
-         stream {}, {} run(s) per figure, W3/W4/W6 publisher: {}, {:.0} s, \
+         stream {}, {} run(s) per figure{}, W3/W4/W6 publisher: {}, {:.0} s, \
          load average {load_before} before / {} after",
         event::stream_key(&settings.prefix),
         settings.runs,
+        match settings.only {
+            Some(side) => format!(", {side} only"),
+            None => String::new(),
+        },
         if settings.floor_publisher {
             "floor for both sides"
         } else {

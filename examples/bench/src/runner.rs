@@ -155,6 +155,9 @@ impl fmt::Display for Side {
     }
 }
 
+/// W5's group on our side.
+const DRAIN_GROUP: &str = "bench-drain";
+
 /// How the workloads are sized and where they run.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -170,6 +173,8 @@ pub struct Settings {
     /// W3/W4/W6: publish with the floor's publisher on both sides (isolates the subscriber)
     /// instead of each side's own.
     pub floor_publisher: bool,
+    /// Run this side only (`--only`).
+    pub only: Option<Side>,
     /// A subscriber that handles nothing for this long has failed.
     pub stall: Duration,
     /// W7: events per batch.
@@ -216,15 +221,22 @@ impl Settings {
     }
 
     /// Every key a run of `w` may leave behind, deleted before and after each run: the
-    /// streams, their dead letters, and (ours, partitioned) the partition ownership leases
-    /// `{stream}:owner:{group}` of the bus's groups.
+    /// streams, their dead letters, and per group of the bus its records of failed runs and
+    /// of entries trimmed unread (`{stream}:runs:{group}`, `{stream}:trimmed:{group}`) and (on
+    /// a cluster) the partition ownership leases `{stream}:owner:{group}`.
     fn keys(&self, w: Workload) -> Vec<String> {
+        let groups: Vec<String> = (0..self.w4_subscribers.max(1))
+            .map(|i| format!("bench-sub-{i}"))
+            .chain([DRAIN_GROUP.to_owned()])
+            .collect();
         let mut keys = Vec::new();
         for stream in self.streams(w) {
             keys.push(event_bus_redis::admin::dead_letter_stream(&stream));
-            if w.on_cluster() {
-                for i in 0..self.w4_subscribers.max(1) {
-                    keys.push(format!("{stream}:owner:bench-sub-{i}"));
+            for group in &groups {
+                keys.push(format!("{stream}:runs:{group}"));
+                keys.push(format!("{stream}:trimmed:{group}"));
+                if w.on_cluster() {
+                    keys.push(format!("{stream}:owner:{group}"));
                 }
             }
             keys.push(stream);
@@ -294,7 +306,32 @@ impl Row {
     }
 }
 
-/// Runs `w` `settings.runs` times on both sides, printing progress to stderr.
+/// One side's figures of a run, for the progress line of a run of one side alone.
+fn one_side(side: Side, m: &Measure) -> String {
+    let mut line = format!("{side} {}/s", crate::report::thousands(m.rate));
+    if let Some(cpu) = m.cpu_us_per_event {
+        line.push_str(&format!("; CPU/event {cpu:.2} µs"));
+    }
+    if let Some(publish) = m.publish_rate {
+        line.push_str(&format!(
+            " (publisher {}/s)",
+            crate::report::thousands(publish)
+        ));
+    }
+    if let Some(l) = m.latency {
+        line.push_str(&format!(
+            "; latency p50/p99/max ms {:.2}/{:.2}/{:.2}",
+            l.p50, l.p99, l.max
+        ));
+    }
+    if let Some(rss) = m.rss_kib {
+        line.push_str(&format!("; peak RSS {:.1} MiB", rss as f64 / 1024.0));
+    }
+    line
+}
+
+/// Runs `w` `settings.runs` times on both sides (or the one `settings.only` names), printing
+/// progress to stderr.
 pub async fn run_workload(
     w: Workload,
     settings: &Settings,
@@ -315,6 +352,9 @@ pub async fn run_workload(
             [Side::Ours, Side::Floor]
         };
         for side in order {
+            if settings.only.is_some_and(|only| only != side) {
+                continue;
+            }
             eprintln!(
                 "running {w} run {run}/{} ({side}, N = {n})...",
                 settings.runs
@@ -328,7 +368,15 @@ pub async fn run_workload(
                 Side::Floor => row.floor.push(m),
             }
         }
-        let (o, f) = (&row.ours[run - 1], &row.floor[run - 1]);
+        let (Some(o), Some(f)) = (row.ours.get(run - 1), row.floor.get(run - 1)) else {
+            let (side, m) = match (row.ours.get(run - 1), row.floor.get(run - 1)) {
+                (Some(m), _) => (Side::Ours, m),
+                (_, Some(m)) => (Side::Floor, m),
+                (None, None) => continue,
+            };
+            eprintln!("{w} run {run}/{}: {}", settings.runs, one_side(side, m));
+            continue;
+        };
         let mut line = format!(
             "{w} run {run}/{}: event-bus {}/s, floor {}/s",
             settings.runs,
@@ -690,7 +738,7 @@ async fn backlog(
         return Err(format!("stream holds {len} entries after filling {n}"));
     }
     let group = match side {
-        Side::Ours => "bench-drain",
+        Side::Ours => DRAIN_GROUP,
         Side::Floor => "floor-drain",
     };
     let spec = ChildSpec {
@@ -807,9 +855,10 @@ pub fn table(rows: &[Row]) -> String {
         let cpu = {
             let o = spread(&row.ours, |m| m.cpu_us_per_event).map(|s| s.median);
             let f = spread(&row.floor, |m| m.cpu_us_per_event).map(|s| s.median);
+            let cell = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
             match (o, f) {
-                (Some(o), Some(f)) => format!("{o:.1} / {f:.1}"),
-                _ => "-".into(),
+                (None, None) => "-".into(),
+                (o, f) => format!("{} / {}", cell(o), cell(f)),
             }
         };
         let check = check_cell(row);
@@ -834,6 +883,9 @@ pub fn latency_details(rows: &[Row]) -> Vec<String> {
     let mut out = Vec::new();
     for row in rows.iter().filter(|r| r.workload.has_latency()) {
         for (side, runs) in [(Side::Ours, &row.ours), (Side::Floor, &row.floor)] {
+            if runs.is_empty() {
+                continue;
+            }
             let s = |f: fn(&Percentiles) -> f64| spread(runs, |m| m.latency.as_ref().map(f));
             out.push(format!(
                 "{} {side} latency ms: p50 {}, p99 {}, max {}",

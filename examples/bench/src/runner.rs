@@ -1047,3 +1047,51 @@ async fn published(
     }
     Ok(m)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "bench".into(),
+            runs: 1,
+            n: None,
+            w6_seconds: None,
+            w6_rate: 5000.0,
+            inflight: 64,
+            w4_subscribers: 8,
+            floor_publisher: false,
+            only: None,
+            stall: Duration::from_secs(30),
+            batch: 1000,
+            cluster_nodes: Vec::new(),
+            partitions: 12,
+        }
+    }
+
+    #[test]
+    fn a_run_deletes_the_records_the_bus_keeps_per_group() {
+        let keys = settings().keys(Workload::W4);
+        for key in [
+            "bench:TICKET_UPDATED",
+            "bench:TICKET_UPDATED:dead-letter",
+            "bench:TICKET_UPDATED:trimmed:bench-sub-0",
+            "bench:TICKET_UPDATED:trimmed:bench-sub-7",
+            "bench:TICKET_UPDATED:runs:bench-sub-7",
+            "bench:TICKET_UPDATED:trimmed:bench-drain",
+            "bench:TICKET_UPDATED:runs:bench-drain",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
+        }
+        assert!(
+            !keys.iter().any(|k| k.contains(":owner:")),
+            "partition leases exist only on a cluster: {keys:?}"
+        );
+        let cluster = settings().keys(Workload::W4c);
+        assert!(cluster
+            .iter()
+            .any(|k| k == "bench:TICKET_UPDATED:owner:bench-sub-7"));
+    }
+}
